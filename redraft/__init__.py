@@ -1,0 +1,84 @@
+"""redraft: iterative critique-and-refine loops.
+
+An actor drafts, critics say precisely what is wrong, an editor revises, until the critics
+are satisfied or a budget runs out. This module is the whole public API.
+"""
+
+from redraft.agents.actor import Actor, LLMActor
+from redraft.agents.critics.base import Critic
+from redraft.agents.critics.function import FunctionCritic
+from redraft.agents.critics.llm import LLMCritic
+from redraft.agents.editor import Editor, LLMEditor
+from redraft.agents.prompts import PromptLibrary
+from redraft.errors import ConfigError, ModelError, RedraftError, StructuredOutputError
+from redraft.models.base import ChatModel, Completion, Message, ModelSettings, ToolCall, ToolSpec
+from redraft.models.litellm import LiteLLMModel
+from redraft.models.resolve import resolve_model
+from redraft.models.scripted import ScriptedCall, ScriptedModel
+from redraft.refiner import Refiner, arefine, refine
+from redraft.types import (
+    Critique,
+    CritiqueEvent,
+    Draft,
+    DraftEvent,
+    EditEvent,
+    EditMode,
+    Event,
+    Issue,
+    Result,
+    Round,
+    RoundEvent,
+    Rubric,
+    StopEvent,
+    StopReason,
+    Task,
+    Usage,
+    UsageReport,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Actor",
+    "ChatModel",
+    "Completion",
+    "ConfigError",
+    "Critic",
+    "Critique",
+    "CritiqueEvent",
+    "Draft",
+    "DraftEvent",
+    "EditEvent",
+    "EditMode",
+    "Editor",
+    "Event",
+    "FunctionCritic",
+    "Issue",
+    "LLMActor",
+    "LLMCritic",
+    "LLMEditor",
+    "LiteLLMModel",
+    "Message",
+    "ModelError",
+    "ModelSettings",
+    "PromptLibrary",
+    "RedraftError",
+    "Refiner",
+    "Result",
+    "Round",
+    "RoundEvent",
+    "Rubric",
+    "ScriptedCall",
+    "ScriptedModel",
+    "StopEvent",
+    "StopReason",
+    "StructuredOutputError",
+    "Task",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "UsageReport",
+    "__version__",
+    "arefine",
+    "refine",
+]

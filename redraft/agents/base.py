@@ -1,0 +1,53 @@
+"""What every agent (actor, critic, editor) is given besides its own inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redraft.agents.prompts import PromptLibrary
+from redraft.errors import ConfigError
+from redraft.models.base import ChatModel
+from redraft.models.resolve import resolve_model
+from redraft.types import Round, Rubric, Task
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """The run's defaults and history, handed to an agent for each call."""
+
+    model: ChatModel | None
+    prompts: PromptLibrary
+    rounds: Sequence[Round] = ()
+
+    def pick_model(self, own: ChatModel | None, role: str) -> ChatModel:
+        """The agent's own model if it has one, else the run's model for its role."""
+        model = own or self.model
+        if model is None:
+            raise ConfigError(
+                f"no model for the {role}: pass model=... to it or to the Refiner, "
+                "or set REDRAFT_MODEL"
+            )
+        return model
+
+
+def optional_model(model: ChatModel | str | None) -> ChatModel | None:
+    """Resolve an agent's own model, keeping `None` to mean 'use the run's model'."""
+    return None if model is None else resolve_model(model)
+
+
+def rubric_of(task: Task, fallback: str | Rubric | None = None) -> Rubric:
+    """The rubric to judge `task` by: the task's own, else the critic's, else a generic one."""
+    rubric = task.rubric if task.rubric is not None else fallback
+    if rubric is None:
+        return Rubric(description="Does the answer do exactly what the task asks, correctly?")
+    if isinstance(rubric, str):
+        return Rubric(description=rubric)
+    return rubric
+
+
+def describe_rubric(rubric: Rubric) -> str:
+    """A short text of the rubric for the actor, so the first draft aims at it."""
+    lines = [rubric.description] if rubric.description else []
+    lines.extend(f"- {criterion}" for criterion in rubric.criteria)
+    return "\n".join(lines)

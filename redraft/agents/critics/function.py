@@ -1,0 +1,106 @@
+"""Any Python callable as a critic."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Union
+
+from redraft.agents.base import AgentContext
+from redraft.types import Critique, Draft, Issue, Task
+
+Verdict = Union[Critique, bool, float, int, tuple[Union[float, bool], str]]  # noqa: UP007
+CheckFunction = Callable[..., Union[Verdict, Awaitable[Verdict]]]  # noqa: UP007
+
+
+class FunctionCritic:
+    """Wraps `fn(text)` or `fn(text, task)`, sync or async.
+
+    It may return a `Critique`, a bool (pass/fail), a score in 0..1, or `(score, feedback)`.
+    A score passes when it reaches `pass_score`. Sync functions run in a worker thread so a
+    slow check does not stall the other critics; exceptions become a failed `Critique`.
+    """
+
+    def __init__(
+        self,
+        fn: CheckFunction,
+        *,
+        name: str | None = None,
+        pass_score: float = 1.0,
+        weight: float = 1.0,
+        in_thread: bool = True,
+    ) -> None:
+        self.fn = fn
+        self._name = name or getattr(fn, "__name__", "function").strip("<>") or "function"
+        self.pass_score = pass_score
+        self.weight = weight
+        self.in_thread = in_thread
+        self._wants_task = _positional_arity(fn) >= 2
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
+        started = time.perf_counter()
+        try:
+            verdict = await self._call(draft.text, task)
+            critique = self._to_critique(verdict)
+        except Exception as exc:  # a user's check failing must not end the run
+            critique = Critique.failed(self.name, f"{type(exc).__name__}: {exc}")
+        return critique.model_copy(
+            update={"duration_s": time.perf_counter() - started, "weight": self.weight}
+        )
+
+    async def _call(self, text: str, task: Task) -> Any:
+        args: tuple[Any, ...] = (text, task) if self._wants_task else (text,)
+        if inspect.iscoroutinefunction(self.fn):
+            return await self.fn(*args)
+        if self.in_thread:
+            result = await asyncio.to_thread(self.fn, *args)
+        else:
+            result = self.fn(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    def _to_critique(self, verdict: Any) -> Critique:
+        if isinstance(verdict, Critique):
+            return verdict if verdict.critic else verdict.model_copy(update={"critic": self.name})
+        feedback = ""
+        if isinstance(verdict, tuple) and len(verdict) == 2 and isinstance(verdict[1], str):
+            verdict, feedback = verdict
+        if isinstance(verdict, bool):
+            score, passed = float(verdict), verdict
+        elif isinstance(verdict, (int, float)):
+            score = float(verdict)
+            if not 0.0 <= score <= 1.0:
+                raise ValueError(f"score {score} is outside 0..1")
+            passed = score >= self.pass_score
+        else:
+            raise TypeError(
+                f"returned {type(verdict).__name__}; return a Critique, bool, score in 0..1 "
+                "or (score, feedback)"
+            )
+        return Critique(
+            critic=self.name,
+            score=score,
+            raw_score=score,
+            passed=passed,
+            summary=feedback,
+            feedback=feedback,
+            issues=[Issue(problem=feedback)] if feedback and not passed else [],
+        )
+
+
+def _positional_arity(fn: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return 2
+    return sum(
+        p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for p in parameters
+    )

@@ -1,0 +1,114 @@
+"""A rubric critic in the Prometheus style: reasoned feedback first, then a 1-5 score."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, Field
+
+from redraft.agents.base import AgentContext, optional_model, rubric_of
+from redraft.agents.structured import StructuredAnswerError, ask_structured
+from redraft.errors import ModelError
+from redraft.models.base import ChatModel, ModelSettings, system, user
+from redraft.types import Critique, Draft, Issue, Rubric, Task, Usage
+
+
+class RubricVerdict(BaseModel):
+    """The JSON a rubric critic answers with. Field order matters: reasoning before score."""
+
+    feedback: str
+    summary: str = ""
+    issues: list[Issue] = Field(default_factory=list)
+    score: int = Field(ge=1, le=5)
+
+
+class LLMCritic:
+    """Judges a draft against a rubric (the task's, else this critic's) with a chat model.
+
+    A reference answer on the task is shown to the judge. Invalid JSON is re-asked once; a
+    critic that still fails returns a `Critique` with `error` set instead of raising.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel | str | None = None,
+        *,
+        name: str = "rubric",
+        rubric: str | Rubric | None = None,
+        criteria: list[str] | None = None,
+        pass_score: int | None = None,
+        use_reference: bool = True,
+        weight: float = 1.0,
+        temperature: float | None = 0.0,
+    ) -> None:
+        self.model = optional_model(model)
+        self._name = name
+        if criteria:
+            base = rubric if isinstance(rubric, Rubric) else Rubric(description=rubric or "")
+            rubric = base.model_copy(update={"criteria": [*base.criteria, *criteria]})
+        self.rubric = rubric
+        self.pass_score = pass_score
+        self.use_reference = use_reference
+        self.weight = weight
+        self.settings = ModelSettings(temperature=temperature)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
+        model = ctx.pick_model(self.model, f"critic '{self.name}'")
+        rubric = rubric_of(task, self.rubric)
+        messages = [
+            system(ctx.prompts.render("critic_system.md")),
+            user(
+                ctx.prompts.render(
+                    "critic_rubric.md",
+                    task=task,
+                    draft=draft.text,
+                    rubric=rubric,
+                    reference=task.reference if self.use_reference else None,
+                )
+            ),
+        ]
+        started = time.perf_counter()
+        try:
+            verdict, usage = await ask_structured(
+                model, messages, RubricVerdict, ctx.prompts, self.settings
+            )
+        except StructuredAnswerError as exc:
+            return self._failed(str(exc), model, exc.usage, started)
+        except ModelError as exc:
+            return self._failed(str(exc), model, None, started)
+        pass_score = self.pass_score or rubric.pass_score
+        return Critique(
+            critic=self.name,
+            score=(verdict.score - 1) / 4,
+            raw_score=verdict.score,
+            passed=verdict.score >= pass_score,
+            summary=verdict.summary or _first_sentence(verdict.feedback),
+            feedback=verdict.feedback,
+            issues=verdict.issues,
+            weight=self.weight,
+            model=model.name,
+            usage=usage,
+            duration_s=time.perf_counter() - started,
+        )
+
+    def _failed(
+        self, error: str, model: ChatModel, usage: Usage | None, started: float
+    ) -> Critique:
+        critique = Critique.failed(self.name, error, usage=usage)
+        return critique.model_copy(
+            update={
+                "model": model.name,
+                "weight": self.weight,
+                "duration_s": time.perf_counter() - started,
+            }
+        )
+
+
+def _first_sentence(text: str) -> str:
+    head = text.strip().split("\n", 1)[0]
+    end = head.find(". ")
+    return head if end < 0 else head[: end + 1]

@@ -1,0 +1,19 @@
+"""Errors a user can act on. Each message is one line that names the fix."""
+
+from __future__ import annotations
+
+
+class RedraftError(Exception):
+    """Base class of every error redraft raises on purpose."""
+
+
+class ConfigError(RedraftError):
+    """The run is configured wrongly: unknown model, missing API key, broken rubric..."""
+
+
+class ModelError(RedraftError):
+    """A model call failed for good (after retries) or answered something unusable."""
+
+
+class StructuredOutputError(ModelError):
+    """A model's answer did not match the requested schema, even after a repair re-ask."""

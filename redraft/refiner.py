@@ -1,0 +1,279 @@
+"""The Python API: a reusable `Refiner`, and `refine` / `arefine` for one-off runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from redraft._sync import iterate_sync, run_sync
+from redraft.agents.actor import Actor, LLMActor
+from redraft.agents.critics.base import Critic
+from redraft.agents.critics.llm import LLMCritic
+from redraft.agents.editor import Editor, LLMEditor
+from redraft.agents.prompts import DEFAULT_PROMPTS, PromptLibrary
+from redraft.checkpoints import allow_state_types, sqlite_checkpointer
+from redraft.errors import ConfigError
+from redraft.loop import LoopAgents, LoopState, build_graph, recursion_limit
+from redraft.models.base import ChatModel
+from redraft.models.limits import model_limits
+from redraft.models.resolve import resolve_model
+from redraft.stopping import Selection, StopRules
+from redraft.types import Event, Result, StopEvent, Task
+
+ModelSpec = ChatModel | str
+MODEL_ENV = "REDRAFT_MODEL"
+Checkpointer = BaseCheckpointSaver[Any] | str | Path
+
+
+class Refiner:
+    """A configured refinement loop, reusable across tasks and safe to run concurrently.
+
+    `model` is the default for every role; `critic_model` and `editor_model` override it for
+    those roles, and an agent constructed with its own model keeps it. Without critics, one
+    `LLMCritic` judges against the task's rubric.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec | None = None,
+        *,
+        critics: Sequence[Critic] | None = None,
+        editor: Editor | None = None,
+        actor: Actor | None = None,
+        critic_model: ModelSpec | None = None,
+        editor_model: ModelSpec | None = None,
+        max_rounds: int = 4,
+        threshold: float | None = None,
+        patience: int | None = 2,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        select: Selection = "best",
+        checkpointer: Checkpointer | None = None,
+        prompts: str | Path | PromptLibrary | None = None,
+    ) -> None:
+        try:
+            self.rules = StopRules(
+                max_rounds=max_rounds,
+                threshold=threshold,
+                patience=patience,
+                max_tokens=max_tokens,
+                max_cost_usd=max_cost_usd,
+                select=select,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.actor = actor or LLMActor()
+        self.critics = list(critics) if critics is not None else [LLMCritic()]
+        if not self.critics:
+            raise ConfigError("no critics: pass at least one critic, or leave critics unset")
+        self.editor = editor or LLMEditor()
+        self.agents = LoopAgents(
+            actor=self.actor,
+            critics=self.critics,
+            editor=self.editor,
+            # A task that brings its own draft needs no actor model, so that error waits.
+            actor_model=self._role_model(model, self.actor, "actor", fallback=None, lazy=True),
+            critic_model=self._role_model(critic_model, self.critics, "critic", fallback=model),
+            editor_model=self._role_model(editor_model, self.editor, "editor", fallback=model),
+            prompts=prompts if isinstance(prompts, PromptLibrary) else _prompts(prompts),
+        )
+        self._sqlite_path: Path | None = None
+        saver: BaseCheckpointSaver[Any] | None = None
+        if isinstance(checkpointer, (str, Path)):
+            self._sqlite_path = Path(checkpointer)
+        elif checkpointer is not None:
+            saver = allow_state_types(checkpointer)
+        self._builder = build_graph(self.agents, self.rules)
+        self.graph: CompiledStateGraph = self._builder.compile(
+            checkpointer=saver, name="redraft"
+        )
+        """The compiled LangGraph graph; embed it as a subgraph or drive it directly."""
+
+    @staticmethod
+    def _role_model(
+        spec: ModelSpec | None,
+        agents: object,
+        role: str,
+        *,
+        fallback: ModelSpec | None,
+        lazy: bool = False,
+    ) -> ChatModel | None:
+        """The default model of a role; an error if an agent needs one and none is set."""
+        chosen = spec if spec is not None else fallback
+        members = agents if isinstance(agents, list) else [agents]
+        needs_default = any(getattr(a, "model", False) is None for a in members)
+        if chosen is None and (lazy or not needs_default):
+            chosen = os.environ.get(MODEL_ENV) or None
+            if chosen is None:
+                return None
+        return resolve_model(chosen)  # None reads REDRAFT_MODEL or says how to choose one
+
+    @property
+    def checkpointed(self) -> bool:
+        return self._sqlite_path is not None or self.graph.checkpointer is not None
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def arun(self, task: str | Task, *, thread_id: str | None = None) -> Result:
+        """Refine one task. With a checkpointer and a known `thread_id`, resume that run."""
+        result: Result | None = None
+        async for event in self.astream(task, thread_id=thread_id):
+            if isinstance(event, StopEvent):
+                result = event.result
+        if result is None:  # pragma: no cover - the graph always ends in `finish`
+            raise RuntimeError("the loop ended without a result")
+        return result
+
+    def run(self, task: str | Task, *, thread_id: str | None = None) -> Result:
+        return run_sync(self.arun(task, thread_id=thread_id))
+
+    async def astream(
+        self, task: str | Task, *, thread_id: str | None = None
+    ) -> AsyncIterator[Event]:
+        """Yield an event as each step happens: draft, critique, round, edit, stop."""
+        task = _coerce_task(task)
+        async with AsyncExitStack() as stack:
+            graph = self.graph
+            if self._sqlite_path is not None:
+                saver = await stack.enter_async_context(sqlite_checkpointer(self._sqlite_path))
+                graph = self._builder.compile(checkpointer=saver, name="redraft")
+            config: dict[str, Any] = {"recursion_limit": recursion_limit(self.rules)}
+            start: LoopState | None = {"task": task}
+            if graph.checkpointer is not None:
+                thread_id = thread_id or uuid.uuid4().hex
+                config["configurable"] = {"thread_id": thread_id}
+                snapshot = await graph.aget_state(config)
+                if snapshot.values:
+                    if snapshot.values.get("task") != task:
+                        raise ConfigError(
+                            f"thread '{thread_id}' holds a run of a different task; "
+                            "use a new thread_id for a new task"
+                        )
+                    if not snapshot.next:  # finished before: hand back its result
+                        yield StopEvent(result=snapshot.values["result"])
+                        return
+                    start = None  # resume from the last checkpoint
+            async for event in graph.astream(start, config, stream_mode="custom"):
+                yield event
+
+    def stream(self, task: str | Task, *, thread_id: str | None = None) -> Iterator[Event]:
+        return iterate_sync(lambda: self.astream(task, thread_id=thread_id))
+
+    async def abatch(
+        self,
+        tasks: Iterable[str | Task],
+        *,
+        concurrency: int = 16,
+        model_concurrency: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Result | BaseException]:
+        """Refine many tasks at once in this event loop.
+
+        At most `concurrency` loops run together, and at most `model_concurrency` calls are
+        in flight to any one model (rate limits are per model, not per loop).
+        """
+        if concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(task: str | Task) -> Result:
+            async with slots:
+                return await self.arun(task)
+
+        with model_limits(model_concurrency):
+            runs = [asyncio.ensure_future(one(task)) for task in tasks]
+        results = await asyncio.gather(*runs, return_exceptions=return_exceptions)
+        return list(results)
+
+    def batch(
+        self,
+        tasks: Iterable[str | Task],
+        *,
+        concurrency: int = 16,
+        model_concurrency: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Result | BaseException]:
+        return run_sync(
+            self.abatch(
+                tasks,
+                concurrency=concurrency,
+                model_concurrency=model_concurrency,
+                return_exceptions=return_exceptions,
+            )
+        )
+
+
+def _coerce_task(task: str | Task) -> Task:
+    try:
+        return Task.coerce(task)
+    except ValueError as exc:
+        raise ConfigError(_first_error(exc)) from exc
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return str(first.get("ctx", {}).get("error", first["msg"]))
+    return str(exc)
+
+
+def _prompts(directory: str | Path | None) -> PromptLibrary:
+    return DEFAULT_PROMPTS if directory is None else PromptLibrary(directory)
+
+
+async def arefine(
+    task: str | Task,
+    *,
+    model: ModelSpec | None = None,
+    critics: Sequence[Critic] | None = None,
+    editor: Editor | None = None,
+    max_rounds: int = 4,
+    threshold: float | None = None,
+    thread_id: str | None = None,
+    **options: Any,
+) -> Result:
+    """Refine one task; see `Refiner` for every option."""
+    refiner = Refiner(
+        model,
+        critics=critics,
+        editor=editor,
+        max_rounds=max_rounds,
+        threshold=threshold,
+        **options,
+    )
+    return await refiner.arun(task, thread_id=thread_id)
+
+
+def refine(
+    task: str | Task,
+    *,
+    model: ModelSpec | None = None,
+    critics: Sequence[Critic] | None = None,
+    editor: Editor | None = None,
+    max_rounds: int = 4,
+    threshold: float | None = None,
+    thread_id: str | None = None,
+    **options: Any,
+) -> Result:
+    """Refine one task and return the best draft with every round; sync form of `arefine`."""
+    return run_sync(
+        arefine(
+            task,
+            model=model,
+            critics=critics,
+            editor=editor,
+            max_rounds=max_rounds,
+            threshold=threshold,
+            thread_id=thread_id,
+            **options,
+        )
+    )

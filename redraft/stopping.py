@@ -1,0 +1,86 @@
+"""When a loop stops, and which draft it returns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from redraft.types import Critique, Round, StopReason, Usage
+
+Selection = Literal["best", "last"]
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """Budgets and targets of a run. `None` switches a rule off."""
+
+    max_rounds: int = 4
+    threshold: float | None = None
+    patience: int | None = 2
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    select: Selection = "best"
+
+    def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ValueError("max_rounds must be at least 1")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError("threshold is a score in 0..1")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError("patience must be at least 1 round")
+
+
+def aggregate(critiques: Sequence[Critique]) -> tuple[float, bool]:
+    """Weighted mean score of the critics that worked, and whether every critic passed."""
+    working = [c for c in critiques if c.error is None]
+    weight = sum(c.weight for c in working)
+    score = sum(c.score * c.weight for c in working) / weight if weight > 0 else 0.0
+    return score, bool(critiques) and all(c.passed for c in critiques)
+
+
+def best_round(rounds: Sequence[Round], select: Selection = "best") -> int:
+    """Index of the draft to return: the earliest with the highest (passed, score)."""
+    if select == "last":
+        return len(rounds) - 1
+    return max(range(len(rounds)), key=lambda i: (rounds[i].passed, rounds[i].score, -i))
+
+
+def decide(rounds: Sequence[Round], usage: Usage, rules: StopRules) -> StopReason | None:
+    """Apply the stop rules after a round has been judged; `None` means edit again."""
+    latest = rounds[-1]
+    if latest.passed:
+        return StopReason.PASSED
+    if rules.threshold is not None and latest.score >= rules.threshold:
+        return StopReason.THRESHOLD
+    if latest.critiques and all(c.error is not None for c in latest.critiques):
+        return StopReason.CRITICS_FAILED  # nothing to edit from
+    if rules.max_tokens is not None and usage.total_tokens >= rules.max_tokens:
+        return StopReason.BUDGET
+    if rules.max_cost_usd is not None and usage.cost_usd >= rules.max_cost_usd:
+        return StopReason.BUDGET
+    if len(rounds) >= rules.max_rounds:
+        return StopReason.MAX_ROUNDS
+    if rules.patience is not None:
+        since_best = len(rounds) - 1 - best_round(rounds)
+        if since_best >= rules.patience:
+            return StopReason.NO_IMPROVEMENT
+    return None
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Text as compared for repetition: whitespace differences do not make a new draft."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def repeated_round(text: str, rounds: Sequence[Round]) -> int | None:
+    """The earlier round whose draft this text repeats, if any."""
+    key = normalise(text)
+    for earlier in rounds:
+        if normalise(earlier.draft.text) == key:
+            return earlier.index
+    return None

@@ -1,0 +1,269 @@
+"""The data that flows through a refinement loop, as pydantic models.
+
+Everything here serialises to JSON and back without loss, so a `Result` can be stored,
+shipped between processes and checkpointed by LangGraph.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+Role = Literal["actor", "critic", "editor"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(_Model):
+    """Tokens, cost and time spent on model calls."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            calls=self.calls + other.calls,
+            latency_s=self.latency_s + other.latency_s,
+        )
+
+
+class Rubric(_Model):
+    """What a rubric critic judges against (Prometheus style: criteria and a 1-5 scale)."""
+
+    description: str = ""
+    criteria: list[str] = Field(default_factory=list)
+    scale: dict[int, str] = Field(
+        default_factory=lambda: {
+            1: "Fails the task: wrong, off-topic or missing most requirements.",
+            2: "Major problems: several requirements missed or significant errors.",
+            3: "Acceptable but flawed: the main requirement is met, with clear problems.",
+            4: "Good: all requirements met, only minor problems remain.",
+            5: "Excellent: fully correct and complete; nothing worth changing.",
+        }
+    )
+    pass_score: int = Field(default=4, ge=1, le=5)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_is_one_to_five(cls, scale: dict[int, str]) -> dict[int, str]:
+        if scale and set(scale) != {1, 2, 3, 4, 5}:
+            raise ValueError("a rubric scale describes exactly the scores 1, 2, 3, 4 and 5")
+        return scale
+
+
+class Task(_Model):
+    """What to produce. `instruction` is required; the rest sharpens the critics."""
+
+    instruction: str
+    context: str | None = None
+    reference: str | None = Field(default=None, description="A reference answer for critics.")
+    rubric: str | Rubric | None = None
+    draft: str | None = Field(
+        default=None, description="An existing draft to refine; the actor is skipped."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the task is empty: give an instruction saying what to produce")
+        return value
+
+    @classmethod
+    def coerce(cls, task: str | Task) -> Task:
+        return task if isinstance(task, Task) else cls(instruction=task)
+
+
+class EditMode(str, Enum):
+    REWRITE = "rewrite"
+    PATCH = "patch"
+
+
+class Draft(_Model):
+    """One version of the answer."""
+
+    text: str
+    round: int = 0
+    author: Literal["actor", "editor", "user"] = "actor"
+    edit_mode: EditMode | None = None
+    patches_applied: int = 0
+    patch_fallback: bool = Field(
+        default=False, description="A patch did not apply and the editor rewrote instead."
+    )
+    model: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = 0.0
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Issue(_Model):
+    """One precise problem a critic found."""
+
+    problem: str
+    quote: str | None = Field(default=None, description="The exact passage at fault.")
+    location: str | None = Field(default=None, description="Where, e.g. 'line 12' or 'step 3'.")
+    suggestion: str | None = None
+    severity: Literal["minor", "major", "critical"] = "major"
+
+
+class Critique(_Model):
+    """A critic's verdict on one draft."""
+
+    critic: str
+    score: float = Field(ge=0.0, le=1.0, description="Normalised to 0..1.")
+    raw_score: float | None = Field(default=None, description="The critic's own scale.")
+    passed: bool
+    summary: str = ""
+    feedback: str = Field(default="", description="The critic's reasoning, in full.")
+    issues: list[Issue] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="Set when the critic itself failed.")
+    weight: float = 1.0
+    model: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = 0.0
+
+    @classmethod
+    def failed(cls, critic: str, error: str, *, usage: Usage | None = None) -> Critique:
+        return cls(
+            critic=critic,
+            score=0.0,
+            passed=False,
+            summary=f"critic failed: {error}",
+            error=error,
+            usage=usage or Usage(),
+        )
+
+
+class Round(_Model):
+    """One draft and what every critic said about it."""
+
+    index: int
+    draft: Draft
+    critiques: list[Critique] = Field(default_factory=list)
+    score: float = Field(description="Weighted mean of the critics that did not fail.")
+    passed: bool = Field(description="Every critic passed the draft.")
+
+
+class StopReason(str, Enum):
+    PASSED = "passed"
+    THRESHOLD = "threshold"
+    MAX_ROUNDS = "max_rounds"
+    NO_IMPROVEMENT = "no_improvement"
+    REPEATED = "repeated"
+    BUDGET = "budget"
+    CRITICS_FAILED = "critics_failed"
+    ERROR = "error"
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (StopReason.PASSED, StopReason.THRESHOLD)
+
+
+class UsageReport(_Model):
+    model_config = ConfigDict(extra="ignore")  # `total` is computed and dumped
+
+    actor: Usage = Field(default_factory=Usage)
+    critic: Usage = Field(default_factory=Usage)
+    editor: Usage = Field(default_factory=Usage)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total(self) -> Usage:
+        return self.actor + self.critic + self.editor
+
+    def by_role(self, role: Role) -> Usage:
+        usage: Usage = getattr(self, role)
+        return usage
+
+
+class Result(_Model):
+    """The outcome of a refinement run."""
+
+    model_config = ConfigDict(extra="ignore")  # `passed` is computed and dumped
+
+    task: Task
+    final: Draft
+    best_round: int
+    stop_reason: StopReason
+    rounds: list[Round]
+    usage: UsageReport
+    wall_time_s: float
+    error: str | None = None
+    thread_id: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return self.stop_reason.succeeded
+
+    @property
+    def text(self) -> str:
+        return self.final.text
+
+    @property
+    def score(self) -> float:
+        return self.rounds[self.best_round].score if self.rounds else 0.0
+
+    def __rich__(self) -> Any:
+        from redraft.display import render_result
+
+        return render_result(self)
+
+    def _repr_html_(self) -> str:
+        from redraft.display import result_html
+
+        return result_html(self)
+
+
+class DraftEvent(_Model):
+    kind: Literal["draft"] = "draft"
+    round: int
+    draft: Draft
+
+
+class CritiqueEvent(_Model):
+    kind: Literal["critique"] = "critique"
+    round: int
+    critique: Critique
+
+
+class RoundEvent(_Model):
+    """Emitted when every critic of a round has answered and the stop rules were applied."""
+
+    kind: Literal["round"] = "round"
+    round: Round
+    best_round: int
+    stop_reason: StopReason | None
+
+
+class EditEvent(_Model):
+    kind: Literal["edit"] = "edit"
+    round: int
+    draft: Draft
+
+
+class StopEvent(_Model):
+    kind: Literal["stop"] = "stop"
+    result: Result
+
+
+Event = Annotated[
+    DraftEvent | CritiqueEvent | RoundEvent | EditEvent | StopEvent, Field(discriminator="kind")
+]
