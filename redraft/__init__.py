@@ -81,4 +81,5 @@ __all__ = [
     "__version__",
     "arefine",
     "refine",
+    "resolve_model",
 ]

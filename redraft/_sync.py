@@ -6,6 +6,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import suppress
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -78,8 +79,6 @@ def iterate_sync(make_stream: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
         if worker.is_alive() and loop is not None and task is not None:
             loop.call_soon_threadsafe(task.cancel)
         while worker.is_alive():  # drain so a blocked put can finish
-            try:
+            with suppress(queue.Empty):
                 items.get(timeout=0.05)
-            except queue.Empty:
-                pass
         worker.join()

@@ -40,7 +40,7 @@ async def sqlite_checkpointer(path: str | Path) -> AsyncIterator[BaseCheckpointS
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    db_path = Path(path).expanduser()
+    db_path = Path(path).expanduser()  # noqa: ASYNC240 - a stat call, once a run
     if not db_path.parent.is_dir():
         raise ConfigError(f"checkpoint folder does not exist: {db_path.parent}")
     serde = JsonPlusSerializer(allowed_msgpack_modules=state_types())

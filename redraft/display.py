@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import io
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
@@ -79,8 +80,7 @@ def summary_line(result: Result) -> Text:
         f"{status} · stop: [bold]{result.stop_reason.value}[/] · best round "
         f"{result.best_round} (score {result.score:.2f}) · {len(result.rounds)} rounds · "
         f"{total.calls} calls · {total.total_tokens} tokens · ${total.cost_usd:.4f} · "
-        f"{result.wall_time_s:.1f}s"
-        + (f"\n[red]error:[/] {result.error}" if result.error else "")
+        f"{result.wall_time_s:.1f}s" + (f"\n[red]error:[/] {result.error}" if result.error else "")
     )
 
 
@@ -95,14 +95,6 @@ def render_result(result: Result, *, show_diff: bool = True) -> RenderableType:
 
 def result_html(result: Result) -> str:
     """The rich rendering as HTML, for notebooks."""
-    console = Console(record=True, width=110, file=_Discard(), force_jupyter=False)
+    console = Console(record=True, width=110, file=io.StringIO(), force_jupyter=False)
     console.print(render_result(result))
     return console.export_html(inline_styles=True, code_format="<pre>{code}</pre>")
-
-
-class _Discard:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        return None

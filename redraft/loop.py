@@ -2,7 +2,8 @@
 
 Every node is a plain async function over `LoopState`. The stop rules run at the end of the
 critics node (they need the round it just judged); `decide` is the edge that routes on them.
-Events for live progress go through LangGraph's custom stream.
+The editor routes itself (a `Command`) since it alone knows when an edit repeated or failed.
+Usage and time are derived from the rounds, so the state carries little besides them.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
+from redraft import stopping
 from redraft.agents.actor import Actor
 from redraft.agents.base import AgentContext
 from redraft.agents.critics.base import Critic
 from redraft.agents.editor import Editor
 from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ModelError
+from redraft.events import emit
 from redraft.models.base import ChatModel
-from redraft import stopping
 from redraft.stopping import StopRules, aggregate, best_round, repeated_round
 from redraft.types import (
     Critique,
@@ -44,26 +46,37 @@ from redraft.types import (
 )
 
 
-def _add_usage(left: UsageReport, right: UsageReport) -> UsageReport:
-    return UsageReport(
-        actor=left.actor + right.actor,
-        critic=left.critic + right.critic,
-        editor=left.editor + right.editor,
-    )
-
-
 class LoopState(TypedDict, total=False):
     """The graph's state. Only `task` is needed to start a run."""
 
     task: Task
     draft: Draft  # the draft waiting to be judged
     rounds: Annotated[list[Round], operator.add]
-    usage: Annotated[UsageReport, _add_usage]
-    elapsed_s: Annotated[float, operator.add]  # time spent in nodes; survives a resume
+    discarded: Annotated[Usage, operator.add]  # spent on edits that never became a round
     best_round: int
     stop_reason: StopReason | None
     error: str | None
     result: Result
+
+
+def usage_report(rounds: Sequence[Round], discarded: Usage) -> UsageReport:
+    """Usage per role, from the drafts and critiques of every round."""
+    drafts = [r.draft for r in rounds]
+    return UsageReport(
+        actor=Usage.total_of(d.usage for d in drafts if d.author == "actor"),
+        critic=Usage.total_of(c.usage for r in rounds for c in r.critiques),
+        editor=Usage.total_of([discarded, *(d.usage for d in drafts if d.author == "editor")]),
+    )
+
+
+def total_usage(rounds: Sequence[Round], discarded: Usage) -> Usage:
+    return Usage.total_of(
+        [
+            discarded,
+            *(r.draft.usage for r in rounds),
+            *(c.usage for r in rounds for c in r.critiques),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -94,19 +107,15 @@ class LoopNodes:
         else:
             ctx = AgentContext(self.agents.actor_model, self.agents.prompts)
             draft = await self.agents.actor.draft(task, ctx)
-        get_stream_writer()(DraftEvent(round=0, draft=draft))
-        return {
-            "draft": draft,
-            "usage": UsageReport(actor=draft.usage),
-            "elapsed_s": time.perf_counter() - started,
-        }
+        draft = draft.model_copy(update={"duration_s": time.perf_counter() - started})
+        emit(DraftEvent(round=0, draft=draft))
+        return {"draft": draft}
 
     async def critics(self, state: LoopState) -> dict[str, Any]:
         started = time.perf_counter()
         task, draft = state["task"], state["draft"]
         rounds = state.get("rounds", [])
         ctx = AgentContext(self.agents.critic_model, self.agents.prompts, rounds)
-        emit = get_stream_writer()
 
         async def judge(critic: Critic) -> Critique:
             try:
@@ -119,29 +128,26 @@ class LoopNodes:
         critiques = list(await asyncio.gather(*(judge(c) for c in self.agents.critics)))
         score, passed = aggregate(critiques)
         judged = Round(
-            index=len(rounds), draft=draft, critiques=critiques, score=score, passed=passed
+            index=len(rounds),
+            draft=draft,
+            critiques=critiques,
+            score=score,
+            passed=passed,
+            duration_s=time.perf_counter() - started,
         )
         history = [*rounds, judged]
-        critic_usage = sum((c.usage for c in critiques), Usage())
-        spent = state.get("usage", UsageReport()).total + critic_usage
+        spent = total_usage(history, state.get("discarded", Usage()))
         reason = stopping.decide(history, spent, self.rules)
         best = best_round(history, self.rules.select)
         emit(RoundEvent(round=judged, best_round=best, stop_reason=reason))
-        return {
-            "rounds": [judged],
-            "usage": UsageReport(critic=critic_usage),
-            "best_round": best,
-            "stop_reason": reason,
-            "elapsed_s": time.perf_counter() - started,
-        }
+        return {"rounds": [judged], "best_round": best, "stop_reason": reason}
 
-    async def editor(self, state: LoopState) -> dict[str, Any]:
+    async def editor(self, state: LoopState) -> Command[Literal["critics", "finish"]]:
         started = time.perf_counter()
         rounds = state["rounds"]
         target = rounds[state["best_round"]]
         ctx = AgentContext(self.agents.editor_model, self.agents.prompts, rounds)
         spent, repeat_of = Usage(), None
-        update: dict[str, Any] = {}
         # One retry when the edit repeats an earlier draft, told so; a second repeat stops.
         for _ in range(2):
             try:
@@ -149,24 +155,22 @@ class LoopNodes:
                     target.draft, target.critiques, state["task"], ctx, repeat_of=repeat_of
                 )
             except ModelError as exc:
-                update = {"stop_reason": StopReason.ERROR, "error": str(exc)}
-                break
+                return _stop(StopReason.ERROR, discarded=spent, error=str(exc))
             spent = spent + draft.usage
             repeat_of = repeated_round(draft.text, rounds)
             if repeat_of is None:
-                draft = draft.model_copy(update={"usage": spent, "round": len(rounds)})
-                get_stream_writer()(EditEvent(round=draft.round, draft=draft))
-                update = {"draft": draft}
-                break
-        else:
-            update = {"stop_reason": StopReason.REPEATED}
-        return {
-            **update,
-            "usage": UsageReport(editor=spent),
-            "elapsed_s": time.perf_counter() - started,
-        }
+                draft = draft.model_copy(
+                    update={
+                        "usage": spent,
+                        "round": len(rounds),
+                        "duration_s": time.perf_counter() - started,
+                    }
+                )
+                emit(EditEvent(round=draft.round, draft=draft))
+                return Command(update={"draft": draft}, goto="critics")
+        return _stop(StopReason.REPEATED, discarded=spent)
 
-    def finish(self, state: LoopState, config: RunnableConfig) -> dict[str, Any]:
+    async def finish(self, state: LoopState, config: RunnableConfig) -> dict[str, Any]:
         rounds = state["rounds"]
         best = state["best_round"]
         result = Result(
@@ -175,28 +179,31 @@ class LoopNodes:
             best_round=best,
             stop_reason=state["stop_reason"] or StopReason.MAX_ROUNDS,
             rounds=rounds,
-            usage=state["usage"],
-            wall_time_s=state["elapsed_s"],
+            usage=usage_report(rounds, state.get("discarded", Usage())),
+            wall_time_s=sum(r.draft.duration_s + r.duration_s for r in rounds),
             error=state.get("error"),
             thread_id=config.get("configurable", {}).get("thread_id"),
         )
-        get_stream_writer()(StopEvent(result=result))
+        emit(StopEvent(result=result))
         return {"result": result}
 
 
-def decide(state: LoopState) -> Literal["editor", "finish"]:
+# Async, so that LangGraph runs the edge inline rather than in a thread pool.
+async def decide(state: LoopState) -> Literal["editor", "finish"]:
     """The `decide` edge: stop when a rule fired, else revise."""
     return "finish" if state.get("stop_reason") else "editor"
 
 
-def after_edit(state: LoopState) -> Literal["critics", "finish"]:
-    return "finish" if state.get("stop_reason") else "critics"
+def _stop(reason: StopReason, **update: Any) -> Command[Literal["critics", "finish"]]:
+    return Command(update={"stop_reason": reason, **update}, goto="finish")
 
 
-def build_graph(agents: LoopAgents, rules: StopRules) -> StateGraph:
+def build_graph(
+    agents: LoopAgents, rules: StopRules
+) -> StateGraph[LoopState, None, LoopState, LoopState]:
     """The uncompiled loop graph, for users who want to add nodes before compiling."""
     nodes = LoopNodes(agents, rules)
-    graph = StateGraph(LoopState)
+    graph: StateGraph[LoopState, None, LoopState, LoopState] = StateGraph(LoopState)
     graph.add_node("actor", nodes.actor)
     graph.add_node("critics", nodes.critics)
     graph.add_node("editor", nodes.editor)
@@ -204,7 +211,6 @@ def build_graph(agents: LoopAgents, rules: StopRules) -> StateGraph:
     graph.add_edge(START, "actor")
     graph.add_edge("actor", "critics")
     graph.add_conditional_edges("critics", decide, ["editor", "finish"])
-    graph.add_conditional_edges("editor", after_edit, ["critics", "finish"])
     graph.add_edge("finish", END)
     return graph
 

@@ -6,10 +6,12 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -21,6 +23,7 @@ from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS, PromptLibrary
 from redraft.checkpoints import allow_state_types, sqlite_checkpointer
 from redraft.errors import ConfigError
+from redraft.events import event_sink
 from redraft.loop import LoopAgents, LoopState, build_graph, recursion_limit
 from redraft.models.base import ChatModel
 from redraft.models.limits import model_limits
@@ -31,6 +34,7 @@ from redraft.types import Event, Result, StopEvent, Task
 ModelSpec = ChatModel | str
 MODEL_ENV = "REDRAFT_MODEL"
 Checkpointer = BaseCheckpointSaver[Any] | str | Path
+LoopGraph = CompiledStateGraph[LoopState, None, LoopState, LoopState]
 
 
 class Refiner:
@@ -92,9 +96,7 @@ class Refiner:
         elif checkpointer is not None:
             saver = allow_state_types(checkpointer)
         self._builder = build_graph(self.agents, self.rules)
-        self.graph: CompiledStateGraph = self._builder.compile(
-            checkpointer=saver, name="redraft"
-        )
+        self.graph: LoopGraph = self._builder.compile(checkpointer=saver, name="redraft")
         """The compiled LangGraph graph; embed it as a subgraph or drive it directly."""
 
     @staticmethod
@@ -124,13 +126,15 @@ class Refiner:
 
     async def arun(self, task: str | Task, *, thread_id: str | None = None) -> Result:
         """Refine one task. With a checkpointer and a known `thread_id`, resume that run."""
-        result: Result | None = None
-        async for event in self.astream(task, thread_id=thread_id):
-            if isinstance(event, StopEvent):
-                result = event.result
-        if result is None:  # pragma: no cover - the graph always ends in `finish`
-            raise RuntimeError("the loop ended without a result")
-        return result
+        task = _coerce_task(task)
+        async with AsyncExitStack() as stack:
+            run = await self._prepare(stack, task, thread_id)
+            if run.finished is not None:
+                return run.finished
+            with event_sink(_ignore):
+                state = await run.graph.ainvoke(run.start, run.config)
+            result: Result = state["result"]
+            return result
 
     def run(self, task: str | Task, *, thread_id: str | None = None) -> Result:
         return run_sync(self.arun(task, thread_id=thread_id))
@@ -141,28 +145,46 @@ class Refiner:
         """Yield an event as each step happens: draft, critique, round, edit, stop."""
         task = _coerce_task(task)
         async with AsyncExitStack() as stack:
-            graph = self.graph
-            if self._sqlite_path is not None:
-                saver = await stack.enter_async_context(sqlite_checkpointer(self._sqlite_path))
-                graph = self._builder.compile(checkpointer=saver, name="redraft")
-            config: dict[str, Any] = {"recursion_limit": recursion_limit(self.rules)}
-            start: LoopState | None = {"task": task}
-            if graph.checkpointer is not None:
-                thread_id = thread_id or uuid.uuid4().hex
-                config["configurable"] = {"thread_id": thread_id}
-                snapshot = await graph.aget_state(config)
-                if snapshot.values:
-                    if snapshot.values.get("task") != task:
-                        raise ConfigError(
-                            f"thread '{thread_id}' holds a run of a different task; "
-                            "use a new thread_id for a new task"
-                        )
-                    if not snapshot.next:  # finished before: hand back its result
-                        yield StopEvent(result=snapshot.values["result"])
-                        return
-                    start = None  # resume from the last checkpoint
-            async for event in graph.astream(start, config, stream_mode="custom"):
-                yield event
+            run = await self._prepare(stack, task, thread_id)
+            if run.finished is not None:
+                yield StopEvent(result=run.finished)
+                return
+            events: asyncio.Queue[Event | None] = asyncio.Queue()
+            with event_sink(events.put_nowait):
+                running = asyncio.create_task(run.graph.ainvoke(run.start, run.config))
+            running.add_done_callback(lambda _: events.put_nowait(None))
+            try:
+                while (event := await events.get()) is not None:
+                    yield event
+                await running  # raises what the run raised
+            finally:
+                if not running.done():
+                    running.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await running
+
+    async def _prepare(self, stack: AsyncExitStack, task: Task, thread_id: str | None) -> _Run:
+        """The graph and config of a run, and whether a checkpoint already holds it."""
+        graph = self.graph
+        if self._sqlite_path is not None:
+            saver = await stack.enter_async_context(sqlite_checkpointer(self._sqlite_path))
+            graph = self._builder.compile(checkpointer=saver, name="redraft")
+        config: RunnableConfig = {"recursion_limit": recursion_limit(self.rules)}
+        if graph.checkpointer is None:
+            return _Run(graph, config, {"task": task})
+        thread_id = thread_id or uuid.uuid4().hex
+        config["configurable"] = {"thread_id": thread_id}
+        snapshot = await graph.aget_state(config)
+        if not snapshot.values:
+            return _Run(graph, config, {"task": task})
+        if snapshot.values.get("task") != task:
+            raise ConfigError(
+                f"thread '{thread_id}' holds a run of a different task; "
+                "use a new thread_id for a new task"
+            )
+        if not snapshot.next:  # finished before: hand back its result
+            return _Run(graph, config, None, finished=snapshot.values["result"])
+        return _Run(graph, config, None)  # resume from the last checkpoint
 
     def stream(self, task: str | Task, *, thread_id: str | None = None) -> Iterator[Event]:
         return iterate_sync(lambda: self.astream(task, thread_id=thread_id))
@@ -209,6 +231,18 @@ class Refiner:
                 return_exceptions=return_exceptions,
             )
         )
+
+
+@dataclass(frozen=True)
+class _Run:
+    graph: LoopGraph
+    config: RunnableConfig
+    start: LoopState | None  # None resumes from the checkpoint
+    finished: Result | None = None
+
+
+def _ignore(event: Event) -> None:
+    return None
 
 
 def _coerce_task(task: str | Task) -> Task:

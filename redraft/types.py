@@ -6,6 +6,7 @@ shipped between processes and checkpointed by LangGraph.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -32,12 +33,18 @@ class Usage(_Model):
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-            calls=self.calls + other.calls,
-            latency_s=self.latency_s + other.latency_s,
+        return Usage.total_of((self, other))
+
+    @classmethod
+    def total_of(cls, usages: Iterable[Usage]) -> Usage:
+        items = list(usages)
+        # Sums of valid fields are valid: skip validation, this runs in every round.
+        return cls.model_construct(
+            input_tokens=sum(u.input_tokens for u in items),
+            output_tokens=sum(u.output_tokens for u in items),
+            cost_usd=sum(u.cost_usd for u in items),
+            calls=sum(u.calls for u in items),
+            latency_s=sum(u.latency_s for u in items),
         )
 
 
@@ -159,6 +166,7 @@ class Round(_Model):
     critiques: list[Critique] = Field(default_factory=list)
     score: float = Field(description="Weighted mean of the critics that did not fail.")
     passed: bool = Field(description="Every critic passed the draft.")
+    duration_s: float = Field(default=0.0, description="Time the critics took together.")
 
 
 class StopReason(str, Enum):

@@ -16,8 +16,12 @@ _ANSWER = re.compile(r"<answer>\n(.*?)\n</answer>", re.DOTALL)
 def verdict(score: int, summary: str = "", problem: str = "it is wrong") -> str:
     issues = [] if score >= 4 else [{"problem": problem, "suggestion": "fix it"}]
     return json.dumps(
-        {"feedback": f"Reasoning for {score}.", "summary": summary or f"scored {score}",
-         "issues": issues, "score": score}
+        {
+            "feedback": f"Reasoning for {score}.",
+            "summary": summary or f"scored {score}",
+            "issues": issues,
+            "score": score,
+        }
     )
 
 

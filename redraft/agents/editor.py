@@ -57,8 +57,10 @@ class LLMEditor:
         if self.mode != "auto":
             return EditMode(self.mode)
         is_code = "```" in draft.text
-        return EditMode.PATCH if is_code or len(draft.text) >= self.patch_min_chars else (
-            EditMode.REWRITE
+        return (
+            EditMode.PATCH
+            if is_code or len(draft.text) >= self.patch_min_chars
+            else (EditMode.REWRITE)
         )
 
     async def edit(

@@ -134,9 +134,7 @@ def _json_candidates(text: str) -> list[str]:
     return candidates
 
 
-def parse_structured(
-    text: str, schema: type[BaseModel]
-) -> tuple[BaseModel | None, str | None]:
+def parse_structured(text: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
     """Parse `text` as JSON for `schema`. Returns (parsed, None) or (None, why it failed)."""
     error = "the answer holds no JSON object"
     for candidate in _json_candidates(text):

@@ -7,7 +7,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from pydantic import BaseModel
 
@@ -15,8 +15,9 @@ from redraft.errors import ModelError
 from redraft.models.base import Completion, Message, ModelSettings, ToolSpec, with_parsed
 from redraft.types import Usage
 
-Reply = Union[str, dict, BaseModel, Completion, Exception]  # noqa: UP007 - runtime alias
-ReplyFunction = Callable[[list[Message], "ScriptedCall"], Union[Reply, Awaitable[Reply]]]
+# Union, not |, because these aliases are evaluated at run time on Python 3.10 too.
+Reply = Union[str, dict[str, Any], BaseModel, Completion, Exception]  # noqa: UP007
+ReplyFunction = Callable[[list[Message], "ScriptedCall"], Union[Reply, Awaitable[Reply]]]  # noqa: UP007
 
 
 @dataclass

@@ -30,14 +30,25 @@ class PromptLibrary:
             keep_trailing_newline=False,
             autoescape=False,
         )
+        self._static: dict[str, str] = {}
 
     def render(self, name: str, **values: Any) -> str:
+        if not values:  # a template without values (a system prompt) renders the same always
+            cached = self._static.get(name)
+            if cached is None:
+                cached = self._static[name] = self._render(name)
+            return cached
+        return self._render(name, **values)
+
+    def _render(self, name: str, **values: Any) -> str:
         try:
             template = self._env.get_template(name)
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"prompt template not found: {name}") from exc
         except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError(f"prompt template {exc.filename}:{exc.lineno}: {exc.message}") from exc
+            raise ConfigError(
+                f"prompt template {exc.filename}:{exc.lineno}: {exc.message}"
+            ) from exc
         try:
             return template.render(**values).strip()
         except jinja2.UndefinedError as exc:
