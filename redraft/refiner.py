@@ -132,7 +132,7 @@ class Refiner:
             if run.finished is not None:
                 return run.finished
             with event_sink(_ignore):
-                state = await run.graph.ainvoke(run.start, run.config)
+                state = await run.invoke()
             result: Result = state["result"]
             return result
 
@@ -151,7 +151,7 @@ class Refiner:
                 return
             events: asyncio.Queue[Event | None] = asyncio.Queue()
             with event_sink(events.put_nowait):
-                running = asyncio.create_task(run.graph.ainvoke(run.start, run.config))
+                running = asyncio.create_task(run.invoke())
             running.add_done_callback(lambda _: events.put_nowait(None))
             try:
                 while (event := await events.get()) is not None:
@@ -182,7 +182,7 @@ class Refiner:
                 f"thread '{thread_id}' holds a run of a different task; "
                 "use a new thread_id for a new task"
             )
-        if not snapshot.next:  # finished before: hand back its result
+        if "result" in snapshot.values:  # finished before: hand back its result
             return _Run(graph, config, None, finished=snapshot.values["result"])
         return _Run(graph, config, None)  # resume from the last checkpoint
 
@@ -239,6 +239,13 @@ class _Run:
     config: RunnableConfig
     start: LoopState | None  # None resumes from the checkpoint
     finished: Result | None = None
+
+    async def invoke(self) -> dict[str, Any]:
+        if self.graph.checkpointer is None:
+            return await self.graph.ainvoke(self.start, self.config)
+        # Each checkpoint must be on disk before the next step starts, or a killed run
+        # would redo finished work when resumed.
+        return await self.graph.ainvoke(self.start, self.config, durability="sync")
 
 
 def _ignore(event: Event) -> None:
