@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -33,6 +33,7 @@ from redraft.types import Event, Result, StopEvent, Task
 
 ModelSpec = ChatModel | str
 MODEL_ENV = "REDRAFT_MODEL"
+T = TypeVar("T")
 Checkpointer = BaseCheckpointSaver[Any] | str | Path
 LoopGraph = CompiledStateGraph[LoopState, None, LoopState, LoopState]
 
@@ -137,7 +138,29 @@ class Refiner:
             return result
 
     def run(self, task: str | Task, *, thread_id: str | None = None) -> Result:
-        return run_sync(self.arun(task, thread_id=thread_id))
+        return run_sync(self._closing(self.arun(task, thread_id=thread_id)))
+
+    def models(self) -> list[ChatModel]:
+        """Every distinct model this refiner may call."""
+        agents: list[object] = [self.actor, *self.critics, self.editor]
+        found = [getattr(agent, "model", None) for agent in agents]
+        found += [self.agents.actor_model, self.agents.critic_model, self.agents.editor_model]
+        unique = {id(m): m for m in found if isinstance(m, ChatModel)}
+        return list(unique.values())
+
+    async def aclose(self) -> None:
+        """Release the models' connections on the running event loop."""
+        for model in self.models():
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _closing(self, work: Awaitable[T]) -> T:
+        # The sync API owns its event loop, so it closes what the models opened on it.
+        try:
+            return await work
+        finally:
+            await self.aclose()
 
     async def astream(
         self, task: str | Task, *, thread_id: str | None = None
@@ -187,7 +210,14 @@ class Refiner:
         return _Run(graph, config, None)  # resume from the last checkpoint
 
     def stream(self, task: str | Task, *, thread_id: str | None = None) -> Iterator[Event]:
-        return iterate_sync(lambda: self.astream(task, thread_id=thread_id))
+        async def events() -> AsyncIterator[Event]:
+            try:
+                async for event in self.astream(task, thread_id=thread_id):
+                    yield event
+            finally:
+                await self.aclose()
+
+        return iterate_sync(events)
 
     async def abatch(
         self,
@@ -224,11 +254,13 @@ class Refiner:
         return_exceptions: bool = False,
     ) -> list[Result | BaseException]:
         return run_sync(
-            self.abatch(
-                tasks,
-                concurrency=concurrency,
-                model_concurrency=model_concurrency,
-                return_exceptions=return_exceptions,
+            self._closing(
+                self.abatch(
+                    tasks,
+                    concurrency=concurrency,
+                    model_concurrency=model_concurrency,
+                    return_exceptions=return_exceptions,
+                )
             )
         )
 
@@ -306,15 +338,12 @@ def refine(
     **options: Any,
 ) -> Result:
     """Refine one task and return the best draft with every round; sync form of `arefine`."""
-    return run_sync(
-        arefine(
-            task,
-            model=model,
-            critics=critics,
-            editor=editor,
-            max_rounds=max_rounds,
-            threshold=threshold,
-            thread_id=thread_id,
-            **options,
-        )
+    refiner = Refiner(
+        model,
+        critics=critics,
+        editor=editor,
+        max_rounds=max_rounds,
+        threshold=threshold,
+        **options,
     )
+    return refiner.run(task, thread_id=thread_id)

@@ -56,7 +56,7 @@ def test_a_killed_run_resumes_without_redoing_finished_rounds(tmp_path: Path) ->
     crashing = start(db, log, "crash")
     wait_for(log, "waiting to be killed", crashing)
     crashing.send_signal(signal.SIGKILL)
-    crashing.wait(timeout=30)
+    crashing.communicate(timeout=30)
     assert crashing.returncode == -signal.SIGKILL
     before = log.read_text().splitlines()
     assert before == [
