@@ -1,0 +1,45 @@
+"""The benchmark and example scripts keep working (tiny sizes: this checks they run, not speed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def run_script(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_overhead_benchmark_prints_both_loops_and_a_ratio() -> None:
+    out = run_script("benchmarks/overhead.py", "--rounds", "3", "--runs", "2")
+    rows = re.findall(r"^(llm|function)\s+([\d.]+) ms\s+([\d.]+) ms\s+([\d.]+)x$", out, re.M)
+    assert [row[0] for row in rows] == ["llm", "function"]
+    assert all(float(hand) > 0 and float(ours) > 0 for _, hand, ours, _ in rows)
+
+
+def test_concurrency_benchmark_runs_loops_over_http() -> None:
+    out = run_script(
+        "benchmarks/concurrency.py", "--loops", "8", "--concurrency", "8", "--latency", "0.01"
+    )
+    assert "8 loops x 3 rounds = 48 calls" in out
+    assert re.search(r"achieved\s+[\d.]+ s", out)
+
+
+def test_offline_example_refines_to_a_pass() -> None:
+    out = run_script("examples/offline_scripted.py")
+    assert out.startswith("passed after 2 rounds")
+    assert "return a + b" in out
