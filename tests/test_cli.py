@@ -151,7 +151,7 @@ def test_demo_on_a_terminal_shows_live_progress_and_the_rounds(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's switch: stderr is a terminal
-    monkeypatch.setattr("redraft.cli.DEMO_DELAY_S", 0.0)
+    monkeypatch.setattr("redraft.cli.commands.DEMO_DELAY_S", 0.0)
     code, out, err = run(capsys, "demo")
     assert code == 0
     assert out.startswith("```python\ndef median(")  # stdout holds the final text only
@@ -461,7 +461,7 @@ def test_a_bug_keeps_its_traceback(
     def broken(task: str | None) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("redraft.cli._read_task", broken)
+    monkeypatch.setattr("redraft.cli.commands.read_task", broken)
     code, _, err = run(capsys, "refine", "x")
     assert code == 70
     assert "Traceback" in err

@@ -1,0 +1,300 @@
+"""The commands: `redraft refine`, `redraft demo`, `redraft version`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
+from redraft.cli.inputs import ChosenModels, check_writable, read_optional, read_task
+from redraft.cli.output import (
+    ProgressView,
+    emit,
+    note,
+    plain_summary,
+    report,
+    terminal,
+    write_out,
+)
+from redraft.refiner import MODEL_ENV, Refiner
+from redraft.rubrics import load_rubric
+from redraft.types import Result, StopEvent, StopReason, Task
+
+DEMO_LABEL = "offline demo: the model replies are scripted, no model or API key is used"
+DEMO_HINT = (
+    "run it with a real model: export OPENAI_API_KEY=...; "
+    "redraft refine --model openai/gpt-4o-mini 'Write a haiku about rain' "
+    "(or --api-base http://localhost:8000/v1 --model hosted_vllm/<name> for a local server)"
+)
+# Paces the scripted demo on a terminal so the live view can be followed.
+DEMO_DELAY_S = 0.6
+
+app = typer.Typer(
+    name="redraft",
+    help="Critique-and-refine loops: an actor drafts, critics say what is wrong, an editor "
+    "revises, until the critics pass the draft or a budget runs out. "
+    "Try 'redraft demo' first.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Interrupted(Exception):
+    """Ctrl-C, carried past click (which would turn it into a silent exit 130)."""
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted() from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        _print_version()
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Only here for --version; the app's help text describes the command."""
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    _print_version()
+
+
+def _print_version() -> None:
+    from redraft import __version__
+
+    typer.echo(f"redraft {__version__}")
+
+
+@app.command()
+def refine(
+    task: Annotated[
+        str | None,
+        typer.Argument(
+            help="What to produce: the text itself, @FILE to read it from a file, "
+            "or - (or nothing) to read it from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"LiteLLM model string for every role, e.g. openai/gpt-4o-mini "
+            f"(default: ${MODEL_ENV}).",
+            show_default=False,
+        ),
+    ] = None,
+    critic_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the critic (default: --model).", show_default=False),
+    ] = None,
+    editor_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the editor (default: --model).", show_default=False),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...) "
+            "for the models given here, e.g. http://localhost:8000/v1.",
+            show_default=False,
+        ),
+    ] = None,
+    rubric: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Rubric to judge by: YAML/JSON with description, criteria, scale and "
+            "pass_score, or free text (.md, .txt).",
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="A reference answer shown to the critic.", show_default=False
+        ),
+    ] = None,
+    context: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Background material for every role (documents, code, notes).",
+            show_default=False,
+        ),
+    ] = None,
+    rounds: Annotated[
+        int,
+        typer.Option(min=1, help="Most drafts to judge, the first one included."),
+    ] = 4,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Stop once the score (0..1) reaches this, even if a critic has not passed.",
+            show_default=False,
+        ),
+    ] = None,
+    patience: Annotated[
+        int,
+        typer.Option(min=0, help="Stop after N rounds without a better score (0: never)."),
+    ] = 2,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(min=1, help="Token budget for the whole run.", show_default=False),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, metavar="USD", help="Cost budget for the whole run.", show_default=False
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the full result as JSON on stdout.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Write the final text to FILE instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or summary; only the result.")
+    ] = False,
+) -> None:
+    """Refine TASK with a model: draft, critique, revise until the critics pass it."""
+    with interruptible():
+        # Cheap checks first: a typo in a path should not wait for LiteLLM to import.
+        the_task = Task(
+            instruction=read_task(task),
+            rubric=load_rubric(rubric) if rubric is not None else None,
+            reference=read_optional(reference, "reference file"),
+            context=read_optional(context, "context file"),
+        )
+        if out is not None:
+            check_writable(out)
+        console = None if quiet else terminal()
+        # Resolving imports LiteLLM (seconds): say so rather than sit silent.
+        checking = console.status("checking the model…") if console else nullcontext()
+        with checking:
+            models = ChosenModels.resolve(model, critic_model, editor_model, api_base)
+        refiner = Refiner(
+            models.main,
+            critic_model=models.critic,
+            editor_model=models.editor,
+            max_rounds=rounds,
+            threshold=threshold,
+            patience=patience or None,
+            max_tokens=max_tokens,
+            max_cost_usd=max_cost,
+        )
+        view = ProgressView(title=f"redraft · {models.describe()} · up to {rounds} rounds")
+        code = _run(refiner, the_task, view, json_output=json_output, out=out, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the full result as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Run a bundled example loop offline: scripted models fix a buggy function."""
+    from redraft.demo import DEMO_TASK, demo_refiner
+
+    with interruptible():
+        console = terminal()
+        note(console, DEMO_LABEL, "bold magenta")
+        refiner = demo_refiner(delay_s=DEMO_DELAY_S if console else 0.0)
+        view = ProgressView(title=f"redraft demo · up to {refiner.rules.max_rounds} rounds")
+        code = _run(refiner, DEMO_TASK, view, json_output=json_output, out=None, quiet=False)
+        note(console, DEMO_HINT, "dim")
+    raise typer.Exit(code)
+
+
+def _run(
+    refiner: Refiner,
+    task: Task,
+    view: ProgressView,
+    *,
+    json_output: bool,
+    out: Path | None,
+    quiet: bool,
+) -> int:
+    console = None if quiet else terminal()
+    view.critics = len(refiner.critics)
+    result = asyncio.run(_drive(refiner, task, view, console))
+    if out is not None:
+        write_out(out, result.text)
+    if console is not None:
+        console.print(report(result))
+        if out is not None:
+            note(console, f"final text written to {out}", "dim")
+    elif not quiet:
+        note(None, plain_summary(result))
+    if json_output:
+        emit(result.model_dump_json(indent=2))
+    elif out is None:
+        emit(result.text)
+    return exit_code(result)
+
+
+async def _drive(
+    refiner: Refiner, task: Task, view: ProgressView, console: Console | None
+) -> Result:
+    result: Result | None = None
+    display = (
+        Live(view, console=console, refresh_per_second=12, transient=False)
+        if console is not None
+        else nullcontext()
+    )
+    with display:
+        async for event in refiner.astream(task):
+            view.update(event)
+            if isinstance(event, StopEvent):
+                result = event.result
+    if result is None:  # pragma: no cover - every run ends with a StopEvent
+        raise RuntimeError("the run ended without a result")
+    return result
+
+
+def exit_code(result: Result) -> int:
+    """0 passed, 3 a model failure stopped it, 1 any other stop without passing."""
+    if result.passed:
+        return EXIT_PASSED
+    if result.stop_reason is StopReason.ERROR:
+        return EXIT_MODEL_FAILED
+    return EXIT_NOT_PASSED

@@ -1,0 +1,175 @@
+"""What the `redraft` command shows: live progress on a terminal, plain text when piped."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.spinner import Spinner
+from rich.text import Text
+
+from redraft.display import diff_text, rounds_table, summary_line
+from redraft.errors import ConfigError
+from redraft.types import (
+    CritiqueEvent,
+    DraftEvent,
+    EditEvent,
+    Event,
+    Result,
+    RoundEvent,
+    StopEvent,
+    StopReason,
+)
+
+STOP_MEANINGS = {
+    StopReason.PASSED: "every critic passed",
+    StopReason.THRESHOLD: "the score reached the threshold",
+    StopReason.MAX_ROUNDS: "no rounds left",
+    StopReason.NO_IMPROVEMENT: "the score stopped improving",
+    StopReason.REPEATED: "the editor repeated a rejected draft",
+    StopReason.BUDGET: "the token or cost budget ran out",
+    StopReason.CRITICS_FAILED: "every critic failed",
+    StopReason.ERROR: "a model call failed",
+}
+
+
+def terminal() -> Console | None:
+    """A console for stderr when it is a terminal (live progress, tables), else None."""
+    # TTY_COMPATIBLE is rich's own override; FORCE_COLOR, which many CI systems set, asks
+    # for colour rather than for a live display, so it does not count here.
+    setting = os.environ.get("TTY_COMPATIBLE", "")
+    if setting in ("0", "1"):
+        interactive = setting == "1"
+    else:
+        isatty = getattr(sys.stderr, "isatty", None)
+        interactive = bool(isatty is not None and isatty())
+    return Console(stderr=True, highlight=False, force_terminal=True) if interactive else None
+
+
+def note(console: Console | None, text: str, style: str = "") -> None:
+    """A line for people: styled on a terminal, plain and unwrapped when piped."""
+    if console is not None:
+        console.print(Text(text, style=style))
+    else:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def write_out(out: Path, text: str) -> None:
+    try:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+
+
+def plain_summary(result: Result) -> str:
+    if result.error:
+        return (
+            f"error: {one_line(result.error)} (stopped after {len(result.rounds)} rounds; "
+            f"the best draft so far, round {result.best_round}, is the output)"
+        )
+    return summary_line(result).plain.splitlines()[0]
+
+
+def report(result: Result) -> RenderableType:
+    """The summary, rounds table and diff; the final text itself follows on stdout."""
+    parts: list[RenderableType] = [summary_line(result), rounds_table(result)]
+    if result.best_round > 0:
+        first, best = result.rounds[0].draft.text, result.final.text
+        parts.append(Panel(diff_text(first, best), title="first draft → final", expand=False))
+    return Group(*parts)
+
+
+@dataclass
+class ProgressView:
+    """Live progress on a terminal: each draft, each critic's score as it arrives, the stop."""
+
+    title: str
+    critics: int = 1
+    lines: list[Text] = field(default_factory=list)
+    status: str | None = "drafting"
+    _judged: int = 0
+    _stopped: bool = False
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, DraftEvent):
+            by = "your draft" if event.draft.author == "user" else "first draft"
+            self._heading(event.round, f"{by} · {len(event.draft.text)} chars")
+        elif isinstance(event, EditEvent):
+            draft = event.draft
+            how = draft.edit_mode.value if draft.edit_mode else "rewrite"
+            if draft.patches_applied:
+                how += f", {draft.patches_applied} block{'s' * (draft.patches_applied != 1)}"
+            self._heading(event.round, f"revision ({how}) · {len(draft.text)} chars")
+        elif isinstance(event, CritiqueEvent):
+            self._judged += 1
+            self.lines.append(critique_line(event))
+            self.status = f"round {event.round} · critics {self._judged}/{self.critics}"
+        elif isinstance(event, RoundEvent):
+            self._round(event)
+        elif isinstance(event, StopEvent):
+            # The editor can stop a run too (a repeat, a failed call): no round said so.
+            if not self._stopped:
+                self._stop(event.result.stop_reason)
+            self.status = None
+
+    def _heading(self, index: int, what: str) -> None:
+        self.lines.append(Text.assemble((f"round {index}", "bold"), f"  {what}"))
+        self._judged = 0
+        self.status = f"round {index} · critics 0/{self.critics}"
+
+    def _round(self, event: RoundEvent) -> None:
+        round_ = event.round
+        best = " ★ best so far" if event.best_round == round_.index else ""
+        self.lines.append(Text.assemble("  score ", (f"{round_.score:.2f}", "bold"), best))
+        if event.stop_reason is None:
+            self.status = f"round {round_.index + 1} · editing"
+            return
+        self._stop(event.stop_reason)
+
+    def _stop(self, reason: StopReason) -> None:
+        style = "green" if reason.succeeded else "red" if reason is StopReason.ERROR else "yellow"
+        self.lines.append(
+            Text.assemble(
+                ("stop: ", "bold"), (reason.value, f"bold {style}"), f" · {STOP_MEANINGS[reason]}"
+            )
+        )
+        self._stopped = True
+        self.status = "finishing"
+
+    def __rich__(self) -> RenderableType:
+        parts: list[RenderableType] = [Text(self.title, style="bold cyan"), *self.lines]
+        if self.status:
+            parts.append(Spinner("dots", text=Text(self.status + "…", style="dim")))
+        return Group(*parts)
+
+
+def critique_line(event: CritiqueEvent) -> Text:
+    critique = event.critique
+    if critique.error:
+        line = Text.assemble(f"  {critique.critic}  ", ("error", "red"), f"  {critique.error}")
+    else:
+        mark = ("✓", "green") if critique.passed else ("✗", "yellow")
+        line = Text.assemble(
+            f"  {critique.critic}  ",
+            (f"{critique.score:.2f}", "bold"),
+            " ",
+            mark,
+            ("  " + critique.summary) if critique.summary else "",
+        )
+    line.no_wrap = True
+    line.overflow = "ellipsis"
+    return line
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
