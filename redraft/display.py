@@ -84,12 +84,16 @@ def summary_line(result: Result) -> Text:
     )
 
 
-def render_result(result: Result, *, show_diff: bool = True) -> RenderableType:
+def render_result(
+    result: Result, *, show_diff: bool = True, show_final: bool = True
+) -> RenderableType:
+    """Summary, rounds table, the diff from the first draft to the final one, the final text."""
     parts: list[RenderableType] = [summary_line(result), rounds_table(result)]
     if show_diff and result.best_round > 0:
         first, best = result.rounds[0].draft.text, result.final.text
         parts.append(Panel(diff_text(first, best), title="first draft → final", expand=False))
-    parts.append(Panel(Text(result.final.text), title="final draft", expand=False))
+    if show_final:
+        parts.append(Panel(Text(result.final.text), title="final draft", expand=False))
     return Group(*parts)
 
 

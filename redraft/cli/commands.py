@@ -19,10 +19,10 @@ from redraft.cli.output import (
     emit,
     note,
     plain_summary,
-    report,
     terminal,
     write_out,
 )
+from redraft.display import render_result
 from redraft.refiner import MODEL_ENV, Refiner
 from redraft.rubrics import load_rubric
 from redraft.types import Result, StopEvent, StopReason, Task
@@ -260,7 +260,8 @@ def _run(
     if out is not None:
         write_out(out, result.text)
     if console is not None:
-        console.print(report(result))
+        # The final text itself follows on stdout.
+        console.print(render_result(result, show_final=False))
         if out is not None:
             note(console, f"final text written to {out}", "dim")
     elif not quiet:

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
-from rich.panel import Panel
 from rich.spinner import Spinner
 from rich.text import Text
 
-from redraft.display import diff_text, rounds_table, summary_line
+from redraft.display import summary_line
 from redraft.errors import ConfigError
 from redraft.types import (
     CritiqueEvent,
@@ -78,15 +77,6 @@ def plain_summary(result: Result) -> str:
             f"the best draft so far, round {result.best_round}, is the output)"
         )
     return summary_line(result).plain.splitlines()[0]
-
-
-def report(result: Result) -> RenderableType:
-    """The summary, rounds table and diff; the final text itself follows on stdout."""
-    parts: list[RenderableType] = [summary_line(result), rounds_table(result)]
-    if result.best_round > 0:
-        first, best = result.rounds[0].draft.text, result.final.text
-        parts.append(Panel(diff_text(first, best), title="first draft → final", expand=False))
-    return Group(*parts)
 
 
 @dataclass
