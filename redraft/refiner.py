@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
-from contextlib import AsyncExitStack, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redraft._sync import iterate_sync, run_sync
 from redraft.agents.actor import Actor, LLMActor
@@ -125,8 +127,12 @@ class Refiner:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def arun(self, task: str | Task, *, thread_id: str | None = None) -> Result:
+    async def arun(
+        self, task: str | Task, *, thread_id: str | None = None, progress: bool = False
+    ) -> Result:
         """Refine one task. With a checkpointer and a known `thread_id`, resume that run."""
+        if progress:
+            return await self._arun_shown(task, thread_id)
         task = _coerce_task(task)
         async with AsyncExitStack() as stack:
             run = await self._prepare(stack, task, thread_id)
@@ -137,8 +143,22 @@ class Refiner:
             result: Result = state["result"]
             return result
 
-    def run(self, task: str | Task, *, thread_id: str | None = None) -> Result:
-        return run_sync(self._closing(self.arun(task, thread_id=thread_id)))
+    def run(
+        self, task: str | Task, *, thread_id: str | None = None, progress: bool = False
+    ) -> Result:
+        """Refine one task; `progress=True` shows each step live (terminal or notebook)."""
+        work = (
+            self._arun_shown(task, thread_id) if progress else self.arun(task, thread_id=thread_id)
+        )
+        return run_sync(self._closing(work))
+
+    async def _arun_shown(self, task: str | Task, thread_id: str | None) -> Result:
+        from redraft.progress import ProgressView, follow
+
+        view = ProgressView(
+            title=f"redraft · up to {self.rules.max_rounds} rounds", critics=len(self.critics)
+        )
+        return await follow(self.astream(task, thread_id=thread_id), view, Console())
 
     def models(self) -> list[ChatModel]:
         """Every distinct model this refiner may call."""
@@ -226,23 +246,30 @@ class Refiner:
         concurrency: int = 16,
         model_concurrency: int | None = None,
         return_exceptions: bool = False,
+        progress: bool = False,
     ) -> list[Result | BaseException]:
-        """Refine many tasks at once in this event loop.
+        """Refine many tasks at once in this event loop, results in the order of `tasks`.
 
         At most `concurrency` loops run together, and at most `model_concurrency` calls are
-        in flight to any one model (rate limits are per model, not per loop).
+        in flight to any one model (rate limits are per model, not per loop). `progress=True`
+        shows a progress bar of finished loops.
         """
         if concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
+        todo = list(tasks)
         slots = asyncio.Semaphore(concurrency)
+        with _batch_progress(len(todo), enabled=progress) as advance:
 
-        async def one(task: str | Task) -> Result:
-            async with slots:
-                return await self.arun(task)
+            async def one(task: str | Task) -> Result:
+                async with slots:
+                    try:
+                        return await self.arun(task)
+                    finally:
+                        advance()
 
-        with model_limits(model_concurrency):
-            runs = [asyncio.ensure_future(one(task)) for task in tasks]
-        results = await asyncio.gather(*runs, return_exceptions=return_exceptions)
+            with model_limits(model_concurrency):
+                runs = [asyncio.ensure_future(one(task)) for task in todo]
+            results = await asyncio.gather(*runs, return_exceptions=return_exceptions)
         return list(results)
 
     def batch(
@@ -252,6 +279,7 @@ class Refiner:
         concurrency: int = 16,
         model_concurrency: int | None = None,
         return_exceptions: bool = False,
+        progress: bool = False,
     ) -> list[Result | BaseException]:
         return run_sync(
             self._closing(
@@ -260,6 +288,7 @@ class Refiner:
                     concurrency=concurrency,
                     model_concurrency=model_concurrency,
                     return_exceptions=return_exceptions,
+                    progress=progress,
                 )
             )
         )
@@ -278,6 +307,23 @@ class _Run:
         # Each checkpoint must be on disk before the next step starts, or a killed run
         # would redo finished work when resumed.
         return await self.graph.ainvoke(self.start, self.config, durability="sync")
+
+
+@contextmanager
+def _batch_progress(total: int, *, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar of finished loops (terminal or notebook), or a no-op."""
+    if not enabled:
+        yield lambda: None
+        return
+    with Progress(
+        TextColumn("refining"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(),
+    ) as bar:
+        task_id = bar.add_task("loops", total=total)
+        yield lambda: bar.advance(task_id)
 
 
 def _ignore(event: Event) -> None:
@@ -312,6 +358,7 @@ async def arefine(
     max_rounds: int = 4,
     threshold: float | None = None,
     thread_id: str | None = None,
+    progress: bool = False,
     **options: Any,
 ) -> Result:
     """Refine one task; see `Refiner` for every option."""
@@ -323,7 +370,7 @@ async def arefine(
         threshold=threshold,
         **options,
     )
-    return await refiner.arun(task, thread_id=thread_id)
+    return await refiner.arun(task, thread_id=thread_id, progress=progress)
 
 
 def refine(
@@ -335,9 +382,13 @@ def refine(
     max_rounds: int = 4,
     threshold: float | None = None,
     thread_id: str | None = None,
+    progress: bool = False,
     **options: Any,
 ) -> Result:
-    """Refine one task and return the best draft with every round; sync form of `arefine`."""
+    """Refine one task and return the best draft with every round; sync form of `arefine`.
+
+    `progress=True` shows each step live; other options are those of `Refiner`.
+    """
     refiner = Refiner(
         model,
         critics=critics,
@@ -346,4 +397,4 @@ def refine(
         threshold=threshold,
         **options,
     )
-    return refiner.run(task, thread_id=thread_id)
+    return refiner.run(task, thread_id=thread_id, progress=progress)

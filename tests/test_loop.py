@@ -436,3 +436,24 @@ def test_function_critic_accepts_every_return_shape() -> None:
     assert made.critic == "<lambda>".strip("<>")
     assert critique_of(lambda t: 3.0).error == "ValueError: score 3.0 is outside 0..1"
     assert "return a Critique" in (critique_of(lambda t: "yes").error or "")
+
+
+def test_progress_shows_each_round_and_the_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    result = refine(
+        "task",
+        model=ScriptedModel(["v1"]),
+        critics=[FunctionCritic(lambda t: t == "v2", name="is-v2")],
+        editor=LLMEditor(ScriptedModel(["v2"])),
+        progress=True,
+    )
+    shown = capsys.readouterr().out
+    assert result.passed
+    for expected in ("round 0", "first draft", "is-v2", "round 1", "revision", "stop: passed"):
+        assert expected in shown
+
+
+def test_batch_progress_counts_finished_loops(capsys: pytest.CaptureFixture[str]) -> None:
+    refiner = Refiner(ScriptedModel(lambda m, c: "draft"), critics=[FunctionCritic(bool)])
+    results = refiner.batch(["a", "b", "c"], progress=True)
+    assert len(results) == 3
+    assert "3/3" in capsys.readouterr().out

@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.live import Live
 
 from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
 from redraft.cli.inputs import ChosenModels, check_writable, read_optional, read_task
 from redraft.cli.output import (
-    ProgressView,
     emit,
     note,
     plain_summary,
@@ -23,9 +20,10 @@ from redraft.cli.output import (
     write_out,
 )
 from redraft.display import render_result
+from redraft.progress import ProgressView, follow
 from redraft.refiner import MODEL_ENV, Refiner
 from redraft.rubrics import load_rubric
-from redraft.types import Result, StopEvent, StopReason, Task
+from redraft.types import Result, StopReason, Task
 
 DEMO_LABEL = "offline demo: the model replies are scripted, no model or API key is used"
 DEMO_HINT = (
@@ -256,7 +254,7 @@ def _run(
 ) -> int:
     console = None if quiet else terminal()
     view.critics = len(refiner.critics)
-    result = asyncio.run(_drive(refiner, task, view, console))
+    result = asyncio.run(follow(refiner.astream(task), view, console))
     if out is not None:
         write_out(out, result.text)
     if console is not None:
@@ -271,25 +269,6 @@ def _run(
     elif out is None:
         emit(result.text)
     return exit_code(result)
-
-
-async def _drive(
-    refiner: Refiner, task: Task, view: ProgressView, console: Console | None
-) -> Result:
-    result: Result | None = None
-    display = (
-        Live(view, console=console, refresh_per_second=12, transient=False)
-        if console is not None
-        else nullcontext()
-    )
-    with display:
-        async for event in refiner.astream(task):
-            view.update(event)
-            if isinstance(event, StopEvent):
-                result = event.result
-    if result is None:  # pragma: no cover - every run ends with a StopEvent
-        raise RuntimeError("the run ended without a result")
-    return result
 
 
 def exit_code(result: Result) -> int:
