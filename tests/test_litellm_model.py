@@ -258,6 +258,60 @@ async def test_schema_requested_from_models_that_support_it(server: OpenAIServer
     assert completion.usage.cost_usd > 0  # a priced model
 
 
+def usage_reply(request: ChatRequest) -> ServerReply:
+    return ServerReply("ok", usage={"prompt_tokens": 1000, "completion_tokens": 500})
+
+
+async def test_priced_model_cost_comes_from_litellm_price_table() -> None:
+    prices = load_litellm().model_cost["gpt-4o-mini"]
+    expected = 1000 * prices["input_cost_per_token"] + 500 * prices["output_cost_per_token"]
+    with OpenAIServer(usage_reply) as server:
+        model = LiteLLMModel("openai/gpt-4o-mini", api_base=server.base_url)
+        for _ in range(3):  # every call priced, not only the first
+            completion = await model.complete([user("hi")])
+            assert completion.usage.cost_usd == pytest.approx(expected)
+            assert completion.usage.cost_usd > 0
+
+
+async def test_litellm_stops_pricing_a_model_it_has_no_price_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    litellm = load_litellm()
+    name = "openai/redraft-unpriced"
+    pricing = litellm.response_cost_calculator
+    priced: list[str] = []
+
+    def counting(**kwargs: object) -> object:
+        if str(kwargs.get("model")).endswith("redraft-unpriced"):
+            priced.append(str(kwargs.get("model")))
+        return pricing(**kwargs)
+
+    monkeypatch.setattr(litellm, "response_cost_calculator", counting)
+    with OpenAIServer(usage_reply) as server:
+        model = LiteLLMModel(name, api_base=server.base_url)
+        costs = [(await model.complete([user("hi")])).usage.cost_usd for _ in range(4)]
+        await asyncio.sleep(0.1)  # LiteLLM's background success logging prices again
+    assert costs == [0.0] * 4
+    # LiteLLM tried (and failed) to price the first response, twice at most; after that redraft
+    # knows the model has no price and LiteLLM is spared the attempts: not 2 per call.
+    assert 1 <= len(priced) <= 2
+
+
+async def test_prices_registered_after_a_failed_pricing_are_used() -> None:
+    litellm = load_litellm()
+    name = "openai/redraft-priced-later"
+    with OpenAIServer(usage_reply) as server:
+        model = LiteLLMModel(name, api_base=server.base_url)
+        assert (await model.complete([user("hi")])).usage.cost_usd == 0.0
+        price = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
+        litellm.register_model({name: {**price, "litellm_provider": "openai", "mode": "chat"}})
+        try:
+            completion = await model.complete([user("hi")])
+        finally:
+            litellm.model_cost.pop(name, None)
+    assert completion.usage.cost_usd == pytest.approx(1000 * 1e-6 + 500 * 2e-6)
+
+
 async def test_max_concurrency_caps_calls_in_flight() -> None:
     with OpenAIServer(latency_s=0.1) as server:
         capped = LiteLLMModel(MODEL, api_base=server.base_url, max_concurrency=3)

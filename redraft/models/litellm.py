@@ -8,6 +8,8 @@ that one layer decides how long to keep trying and every failure ends in one cle
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import importlib
 import json
 import logging
@@ -61,6 +63,11 @@ _BACKOFF = wait_exponential(multiplier=0.5, max=20) + wait_random(0, 0.5)
 
 _litellm_module: Any = None
 
+# True while a LiteLLMModel awaits `acompletion` for a model that LiteLLM has no price for.
+_unpriced_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "redraft_unpriced_call", default=False
+)
+
 
 def load_litellm() -> Any:
     """Import and configure LiteLLM once: offline price map, no banners, no own retries."""
@@ -74,8 +81,45 @@ def load_litellm() -> Any:
         module.num_retries = None
         # Each new event loop (every sync call) makes LiteLLM warn that its logging queue moved.
         logging.getLogger("LiteLLM").addFilter(_drop_loop_change_warnings)
+        _skip_pricing_of_unpriced_calls()
         _litellm_module = module
     return _litellm_module
+
+
+def _skip_pricing_of_unpriced_calls() -> None:
+    """Let LiteLLM skip pricing a response that it has already failed to price for this model.
+
+    LiteLLM prices every response twice, once for `_hidden_params["response_cost"]` and once
+    in its background success logging. For a model it has no price for (any local or
+    self-hosted server) each attempt walks its price tables, raises and catches an exception,
+    and runs a zero-cost diagnostic: about 1-1.5 ms of CPU a call, a fifth to a quarter of all
+    the CPU a call costs, and no setting or call parameter of LiteLLM's turns it off. So
+    `Logging.response_cost_calculator` is wrapped to return None, what it returns for such a
+    model anyway, while `_unpriced_call` is set: only inside a LiteLLMModel call that has
+    already seen LiteLLM fail to price that model. (Skipped with it: the failure's debug record
+    and zero-cost diagnostic LiteLLM keeps for logging callbacks, which redraft registers none
+    of.) Every other call, a priced model's or anyone else's, goes through unchanged. When
+    LiteLLM's internals differ from the version this was written for, nothing is wrapped.
+    """
+    try:
+        logging_module = importlib.import_module("litellm.litellm_core_utils.litellm_logging")
+    except ImportError:
+        return
+    logging_class: Any = getattr(logging_module, "Logging", None)
+    original: Any = getattr(logging_class, "response_cost_calculator", None)
+    if not callable(original) or getattr(original, "_redraft_wrapped", False):
+        return
+
+    @functools.wraps(original)
+    def response_cost_calculator(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _unpriced_call.get():
+            return None
+        return original(self, *args, **kwargs)
+
+    response_cost_calculator._redraft_wrapped = True  # type: ignore[attr-defined]
+    logging_class.response_cost_calculator = response_cost_calculator
+    if getattr(logging_class, "_response_cost_calculator", None) is original:  # an alias
+        logging_class._response_cost_calculator = response_cost_calculator
 
 
 def _drop_loop_change_warnings(record: logging.LogRecord) -> bool:
@@ -320,7 +364,10 @@ class LiteLLMModel:
         self._provider: str | None = None
         self._needs_placeholder: bool | None = None
         self._schema_support: bool | None = None
+        # False once LiteLLM failed to price this model, until its price table changes size
+        # (`litellm.register_model`), when pricing is tried again.
         self._priced = True
+        self._unpriced_table_size = 0
         # asyncio primitives belong to one loop, and each sync call runs a new loop.
         self._semaphores: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore
@@ -437,14 +484,22 @@ class LiteLLMModel:
         request = self._request(messages, output_schema, tools, settings)
         semaphore = self._semaphore()
         attempts = 0
+        if not self._priced and len(litellm.model_cost) != self._unpriced_table_size:
+            self._priced = True  # prices were registered since: try again
+        unpriced = not self._priced
 
         async def attempt_once() -> Any:
             nonlocal attempts
             attempts += 1
-            if semaphore is None:
-                return await litellm.acompletion(**request)
-            async with semaphore:
-                return await litellm.acompletion(**request)
+            # Seen by LiteLLM's pricing, here and in the logging it queues from this context.
+            token = _unpriced_call.set(unpriced)
+            try:
+                if semaphore is None:
+                    return await litellm.acompletion(**request)
+                async with semaphore:
+                    return await litellm.acompletion(**request)
+            finally:
+                _unpriced_call.reset(token)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_retry_s),
@@ -496,6 +551,7 @@ class LiteLLMModel:
             return float(litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # a model without a price (a local server) costs nothing we know of
             self._priced = False  # and failing to price it again costs ~1 ms a call
+            self._unpriced_table_size = len(litellm.model_cost)
             return 0.0
 
     def _error(self, exc: Exception, attempts: int, elapsed: float) -> Exception:
@@ -567,7 +623,7 @@ class LiteLLMModel:
         entries = getattr(cache, "cache_dict", None)
         if not isinstance(entries, dict):
             return
-        suffix = f"-{id(asyncio.get_running_loop())}"
+        suffix = _loop_key_suffix(cache)
         for key in [k for k in list(entries) if isinstance(k, str) and k.endswith(suffix)]:
             if self.api_base and f"api_base={self.api_base}" not in key:
                 continue
@@ -585,6 +641,18 @@ class LiteLLMModel:
                     await result
             except Exception:
                 pass  # closing is best effort; the loop is ending anyway
+
+
+def _loop_key_suffix(cache: Any) -> str:
+    """What LiteLLM appends to a client's cache key on the running loop.
+
+    Older LiteLLM appends `-{id(loop)}`, newer a per-loop counter; asking the cache itself
+    keeps this right for both.
+    """
+    scoped = getattr(cache, "update_cache_key_with_event_loop", None)
+    if callable(scoped):
+        return str(scoped(""))
+    return f"-{id(asyncio.get_running_loop())}"
 
 
 def _default_base(provider: str) -> str:
