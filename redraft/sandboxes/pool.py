@@ -1,0 +1,424 @@
+"""A warm pool of worker processes, and the sandbox base class built on it.
+
+A worker is a pre-started sandboxed interpreter running `_worker.py`; each run it is given
+costs a fork inside it. Workers are plain blocking pipes driven from threads, so one pool
+serves the sync API and any number of event loops alike; `arun` waits for a free worker in
+the sandbox's own thread pool, never in the event loop or the shared default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, cast
+
+from redraft.sandboxes.base import ExecResult, Files, Limits, Program, SandboxError
+from redraft.sandboxes.cgroups import Cgroup, descendants
+from redraft.sandboxes.protocol import (
+    BASE_ENV,
+    build_request,
+    decode_reply,
+    encode_frame,
+    read_frame,
+)
+
+START_TIMEOUT_S = 20.0
+# The worker enforces each run's timeout itself; the host kills the whole worker only if it
+# has not answered this long after that.
+HOST_GRACE_S = 5.0
+# Room in the cgroup for the worker and the interpreter's own pages beside the run.
+CGROUP_HEADROOM_MB = 64
+CGROUP_EXTRA_PIDS = 4
+
+
+@dataclass
+class LaunchSpec:
+    """How to start one worker process on the host."""
+
+    argv: list[str]
+    work_dir: str  # the working directory as the worker sees it
+    user: int | None = None  # drop to this uid/gid on the host (when running as root)
+    cwd: str | None = None
+    cleanup: Callable[[], None] = field(default=lambda: None)
+
+
+class WorkerProcess:
+    """One running worker."""
+
+    def __init__(self, spec: LaunchSpec, *, backend: str, use_cgroup: bool) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.healthy = True
+        self.cgroup = Cgroup.create() if use_cgroup else None
+        self._cgroup_limits: tuple[int, int] | None = None
+        # A file, not a pipe: nobody reads bwrap's stderr unless the start fails.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        ids: dict[str, Any] = {}
+        if spec.user is not None:
+            ids = {"user": spec.user, "group": spec.user, "extra_groups": []}
+        try:
+            self.proc = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                cwd=spec.cwd,
+                env=dict(BASE_ENV),
+                start_new_session=True,
+                **ids,
+            )
+        except OSError as exc:
+            self._release()
+            raise SandboxError(f"the {backend} sandbox could not start: {exc}") from exc
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._stdin, self._stdout = self.proc.stdin, self.proc.stdout
+        hello = self._read(START_TIMEOUT_S)
+        if not hello or not hello.get("ready"):
+            reason = self._startup_error()
+            self.kill()
+            raise SandboxError(f"the {backend} sandbox did not start: {reason}")
+        if self.cgroup is not None:
+            # Before any run: everything the sandbox is made of goes into its cgroup.
+            self.cgroup.attach(descendants(self.proc.pid))
+
+    def _startup_error(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace").strip()
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+        return (
+            f"exit code {self.proc.returncode}" if self.proc.returncode is not None else "no answer"
+        )
+
+    def _read(self, timeout_s: float) -> dict[str, Any] | None:
+        ready, _, _ = select.select([self._stdout], [], [], timeout_s)
+        if not ready:
+            return None
+        return read_frame(cast(BinaryIO, self._stdout))
+
+    def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult:
+        if self.cgroup is not None and self._cgroup_limits != (limits.memory_mb, limits.processes):
+            self.cgroup.limit(
+                memory_bytes=(limits.memory_mb + CGROUP_HEADROOM_MB) << 20,
+                processes=limits.processes + CGROUP_EXTRA_PIDS,
+            )
+            self._cgroup_limits = (limits.memory_mb, limits.processes)
+        oom_before = self.cgroup.oom_kills() if self.cgroup else 0
+        try:
+            self._stdin.write(encode_frame(request))
+            self._stdin.flush()
+            reply = self._read(limits.timeout_s + HOST_GRACE_S)
+        except (BrokenPipeError, OSError, ValueError):
+            reply = None
+        oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
+        if reply is None:
+            # The worker itself died (the OOM killer may pick it) or hung: the run is lost.
+            self.healthy = False
+            timed_out = not oom and self.proc.poll() is None
+            self.kill()
+            return ExecResult(
+                stdout="",
+                stderr="" if timed_out or oom else f"the {self.backend} sandbox died",
+                exit_code=None if timed_out else -signal.SIGKILL,
+                timed_out=timed_out,
+                oom_killed=oom,
+                duration_s=limits.timeout_s if timed_out else 0.0,
+                backend=self.backend,
+            )
+        return decode_reply(reply, backend=self.backend, oom_killed=oom)
+
+    def kill(self) -> None:
+        self.healthy = False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for stream in (self._stdin, self._stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self._release()
+
+    def _release(self) -> None:
+        self._stderr.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        self.spec.cleanup()
+
+
+class WorkerPool:
+    """Idle workers kept warm; at most `size` runs at once."""
+
+    def __init__(self, start: Callable[[], WorkerProcess], size: int) -> None:
+        if size < 1:
+            raise ValueError("a sandbox pool needs at least one worker")
+        self._start = start
+        self.size = size
+        self._idle: list[WorkerProcess] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    def acquire(self) -> WorkerProcess:
+        self._slots.acquire()
+        try:
+            with self._lock:
+                if self._closed:
+                    raise SandboxError("the sandbox is closed")
+                if self._idle:
+                    return self._idle.pop()
+            return self._start()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, worker: WorkerProcess) -> None:
+        try:
+            with self._lock:
+                if worker.healthy and not self._closed:
+                    self._idle.append(worker)
+                    return
+            worker.kill()
+        finally:
+            self._slots.release()
+
+    def discard(self, worker: WorkerProcess) -> None:
+        """Give back a slot whose worker is not to be reused (a finished session's)."""
+        worker.kill()
+        self._slots.release()
+
+    def warm(self, count: int) -> None:
+        """Start workers until `count` are idle (or the pool is full)."""
+        started = []
+        with self._lock:
+            missing = max(0, min(count, self.size) - len(self._idle))
+        for _ in range(missing):
+            started.append(self._start())
+        with self._lock:
+            self._idle.extend(started)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
+
+
+class PooledSandbox:
+    """Base of the sandboxes whose runs go to a pool of warm workers.
+
+    Subclasses give `_launch()`; everything else (limits, requests, sync and async API,
+    sessions) is here.
+    """
+
+    backend = "sandbox"
+    _use_cgroup = False
+
+    def __init__(self, *, limits: Limits | None = None, pool_size: int | None = None) -> None:
+        self.limits = limits or Limits()
+        self.pool_size = pool_size or max(2, os.cpu_count() or 2)
+        self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def name(self) -> str:
+        return self.backend
+
+    def _launch(self) -> LaunchSpec:
+        raise NotImplementedError
+
+    def _start_worker(self) -> WorkerProcess:
+        return WorkerProcess(self._launch(), backend=self.backend, use_cgroup=self._use_cgroup)
+
+    @property
+    def pool(self) -> WorkerPool:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = WorkerPool(self._start_worker, self.pool_size)
+            return self._pool
+
+    def warm(self, count: int | None = None) -> None:
+        """Start workers now, so the first runs do not pay for start-up."""
+        self.pool.warm(self.pool_size if count is None else count)
+
+    def run(
+        self,
+        program: Program,
+        *,
+        files: Files | None = None,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        """Run `program` (Python source, or an argv list) in a fresh working directory."""
+        limits = self.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
+        worker = self.pool.acquire()
+        try:
+            request = build_request(
+                program,
+                files=files,
+                stdin=stdin,
+                env=env,
+                limits=limits,
+                work_dir=worker.spec.work_dir,
+            )
+            return worker.execute(request, limits)
+        finally:
+            self.pool.release(worker)
+
+    async def arun(
+        self,
+        program: Program,
+        *,
+        files: Files | None = None,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        def call() -> ExecResult:
+            return self.run(
+                program,
+                files=files,
+                stdin=stdin,
+                timeout_s=timeout_s,
+                memory_mb=memory_mb,
+                env=env,
+            )
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
+
+    def _threads(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.pool_size, thread_name_prefix=f"redraft-{self.backend}"
+                )
+            return self._executor
+
+    def session(self) -> PooledSession:
+        """A working directory kept across runs, on a worker of its own until closed."""
+        return PooledSession(self)
+
+    def close(self) -> None:
+        """Stop every worker. The sandbox starts new ones if it is used again."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+            executor, self._executor = self._executor, None
+        if pool is not None:
+            pool.close()
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    def __enter__(self) -> PooledSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class PooledSession:
+    """Runs that share one working directory: files written by one are there for the next."""
+
+    def __init__(self, sandbox: PooledSandbox) -> None:
+        self.sandbox = sandbox
+        self._pool = sandbox.pool
+        self._worker: WorkerProcess | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(
+        self,
+        program: Program,
+        *,
+        files: Files | None = None,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        limits = self.sandbox.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the sandbox session is closed")
+            fresh = self._worker is None
+            if self._worker is None:
+                self._worker = self._pool.acquire()
+            elif not self._worker.healthy:
+                raise SandboxError(
+                    "the sandbox session's worker died (timeout or out of memory); "
+                    "its files are gone: start a new session"
+                )
+            request = build_request(
+                program,
+                files=files,
+                stdin=stdin,
+                env=env,
+                limits=limits,
+                work_dir=self._worker.spec.work_dir,
+                fresh=fresh,
+            )
+            request["keep"] = True
+            return self._worker.execute(request, limits)
+
+    async def arun(
+        self,
+        program: Program,
+        *,
+        files: Files | None = None,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        def call() -> ExecResult:
+            return self.run(
+                program,
+                files=files,
+                stdin=stdin,
+                timeout_s=timeout_s,
+                memory_mb=memory_mb,
+                env=env,
+            )
+
+        return await asyncio.to_thread(call)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            self._pool.discard(worker)
+
+    def __enter__(self) -> PooledSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> PooledSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
