@@ -8,6 +8,7 @@ from redraft.agents.actor import Actor, LLMActor
 from redraft.agents.critics.base import Critic
 from redraft.agents.critics.function import FunctionCritic
 from redraft.agents.critics.llm import LLMCritic
+from redraft.agents.critics.tests import TestsCritic, TestSuite
 from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError, ModelError, RedraftError, StructuredOutputError
@@ -74,6 +75,8 @@ __all__ = [
     "StopReason",
     "StructuredOutputError",
     "Task",
+    "TestSuite",
+    "TestsCritic",
     "ToolCall",
     "ToolSpec",
     "Usage",

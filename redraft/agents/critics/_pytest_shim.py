@@ -20,14 +20,15 @@ class RaisesContext:
 
     def __exit__(self, kind, value, tb):
         if kind is None:
-            raise AssertionError("DID NOT RAISE %s" % getattr(self.expected, "__name__", self.expected))
+            name = getattr(self.expected, "__name__", self.expected)
+            raise AssertionError(f"DID NOT RAISE {name}")
         if not issubclass(kind, self.expected):
             return False
         if self.match is not None:
             import re
 
             if not re.search(self.match, str(value)):
-                raise AssertionError("%r does not match %r" % (str(value), self.match))
+                raise AssertionError(f"{str(value)!r} does not match {self.match!r}")
         self.value = value
         return True
 
@@ -53,7 +54,7 @@ class Approx:
         expected = self.expected
         if isinstance(expected, (list, tuple)):
             return len(actual) == len(expected) and all(
-                self._close(a, e) for a, e in zip(actual, expected)
+                self._close(a, e) for a, e in zip(actual, expected, strict=False)
             )
         if isinstance(expected, dict):
             return actual.keys() == expected.keys() and all(
@@ -62,7 +63,7 @@ class Approx:
         return self._close(actual, expected)
 
     def __repr__(self):
-        return "approx(%r)" % (self.expected,)
+        return f"approx({self.expected!r})"
 
 
 def approx(expected, rel=None, abs=None):
@@ -81,7 +82,7 @@ def _parametrize(names, values, ids=None):
         for index, value in enumerate(values):
             row = value if len(names) > 1 else (value,)
             label = ids[index] if ids else "-".join(repr(v) for v in row)
-            cases.append((dict(zip(names, row)), str(label)))
+            cases.append((dict(zip(names, row, strict=False)), str(label)))
         earlier = getattr(function, "_redraft_parametrize", None)
         if earlier:
             cases = [
@@ -98,7 +99,7 @@ class _Mark:
     parametrize = staticmethod(_parametrize)
 
     def __getattr__(self, name):
-        raise NotImplementedError("pytest.mark.%s is not supported by the tests critic" % name)
+        raise NotImplementedError(f"pytest.mark.{name} is not supported by the tests critic")
 
 
 mark = _Mark()

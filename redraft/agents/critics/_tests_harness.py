@@ -67,7 +67,7 @@ def short_repr(value):
     try:
         text = repr(value)
     except Exception as exc:
-        text = "<repr failed: %s>" % type(exc).__name__
+        text = f"<repr failed: {type(exc).__name__}>"
     return text if len(text) <= REPR_CHARS else text[:REPR_CHARS] + "..."
 
 
@@ -95,12 +95,13 @@ class AssertRewriter(ast.NodeTransformer):
 
 def user_frames(tb, files):
     """The traceback's frames in the user's files, as text, and the deepest solution line."""
-    kept = [frame for frame in traceback.extract_tb(tb) if os.path.basename(frame.filename) in files]
+    frames = traceback.extract_tb(tb)
+    kept = [frame for frame in frames if os.path.basename(frame.filename) in files]
     solution_line = None
     for frame in kept:
         if os.path.basename(frame.filename) == files[0]:
             solution_line = {"line": frame.lineno, "text": (frame.line or "").strip()}
-    lines = ["Traceback (most recent call last):\n"] + traceback.format_list(kept)
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(kept)]
     return "".join(lines), solution_line
 
 
@@ -136,7 +137,7 @@ class Runner:
             function()
         except TestTimeout:
             result.update(passed=False, outcome="timeout")
-            result["message"] = "did not finish within %.3g s" % self.test_timeout
+            result["message"] = f"did not finish within {self.test_timeout:.3g} s"
         except MemoryError as exc:
             result.update(passed=False, outcome="memory", message="out of memory")
             self.add_traceback(result, exc)
@@ -148,7 +149,7 @@ class Runner:
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 result.update(passed=False, outcome="error")
-                result["message"] = "the code called exit(%r)" % (exc.code,)
+                result["message"] = f"the code called exit({exc.code!r})"
         except BaseException as exc:
             result.update(passed=False, outcome="error", message=describe(exc))
             self.add_traceback(result, exc)
@@ -294,7 +295,7 @@ class Runner:
             else:
                 outcome = self.run_test("setup", run, line=statement.lineno)
                 if not outcome["passed"]:
-                    outcome["name"] = "setup at line %d" % statement.lineno
+                    outcome["name"] = f"setup at line {statement.lineno}"
                     self.results.append(outcome)
 
     def run_check(self):
@@ -305,31 +306,32 @@ class Runner:
         exec(compile(tree, self.tests_file, "exec"), namespace)
         entry = self.config.get("entry_point")
         if entry is None:
-            functions = [v for v in vars(self.solution).values() if isinstance(v, types.FunctionType)]
+            values = vars(self.solution).values()
+            functions = [v for v in values if isinstance(v, types.FunctionType)]
             entry = functions[-1].__name__ if functions else None
         candidate = getattr(self.solution, entry, None) if entry else None
         if candidate is None:
             self.results.append(
                 {
-                    "name": "check(%s)" % entry,
+                    "name": f"check({entry})",
                     "passed": False,
                     "outcome": "error",
-                    "message": "the code defines no function named %r" % entry,
+                    "message": f"the code defines no function named {entry!r}",
                 }
             )
             return
         check = namespace["check"]
-        self.results.append(self.run_test("check(%s)" % entry, lambda: check(candidate)))
+        self.results.append(self.run_test(f"check({entry})", lambda: check(candidate)))
 
     def run_io(self):
         """stdin/stdout cases: the solution runs as a script once per case."""
         source = read(self.solution_file)
         code = compile(source, self.solution_file, "exec")
         for number, case in enumerate(self.config["cases"], 1):
-            name = case.get("name") or "case %d" % number
+            name = case.get("name") or f"case {number}"
             namespace = {"__name__": "__main__", "__builtins__": __builtins__}
             outcome = self.run_test(
-                name, lambda: exec(code, namespace), stdin_text=case.get("input", "")
+                name, lambda ns=namespace: exec(code, ns), stdin_text=case.get("input", "")
             )
             expected = case.get("output", "")
             if outcome["passed"] and normalise(outcome["stdout"]) != normalise(expected):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from redraft.agents.base import AgentContext
 from redraft.agents.prompts import DEFAULT_PROMPTS
@@ -174,9 +174,7 @@ class TestSuite:
             if isinstance(data, dict) and "cases" in data:
                 data = data["cases"]
             if not isinstance(data, list):
-                raise ConfigError(
-                    f"tests file {file}: expected a list of {{input, output}} cases"
-                )
+                raise ConfigError(f"tests file {file}: expected a list of {{input, output}} cases")
             return cls.from_cases(data, origin=str(file))
         return cls.from_source(text, kind=kind, entry_point=entry_point, origin=str(file))
 
@@ -197,6 +195,8 @@ class TestsCritic:
     file (.py, or .json/.yaml I/O cases), or a list of {"input", "output"} cases. The
     solution is importable as `solution` and its names are visible to the tests directly.
     """
+
+    __test__ = False  # not a pytest test class
 
     def __init__(
         self,
@@ -271,7 +271,8 @@ class TestsCritic:
         if error:
             where = error.get("solution_line")
             at = f" (line {where['line']}: {where['text']})" if where else ""
-            return [], f"the code does not run: {error['message']}{at}\n{error['traceback']}", result
+            message = f"the code does not run: {error['message']}{at}\n{error['traceback']}"
+            return [], message, result
         return [TestOutcome.model_validate(t) for t in report["tests"]], None, result
 
     async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
