@@ -1,9 +1,10 @@
-"""The commands: `redraft refine`, `redraft demo`, `redraft version`."""
+"""The commands: `redraft refine`, `redraft demo`, `redraft version`; `code` and the
+`sandbox` group register themselves from their own modules (imported at the end)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -251,12 +252,14 @@ def _run(
     json_output: bool,
     out: Path | None,
     quiet: bool,
+    final_text: Callable[[Result], str] = lambda result: result.text,
 ) -> int:
+    """Run the loop with live progress; `final_text` is what --out and stdout receive."""
     console = None if quiet else terminal()
     view.critics = len(refiner.critics)
     result = asyncio.run(follow(refiner.astream(task), view, console))
     if out is not None:
-        write_out(out, result.text)
+        write_out(out, final_text(result))
     if console is not None:
         # The final text itself follows on stdout.
         console.print(render_result(result, show_final=False))
@@ -267,7 +270,7 @@ def _run(
     if json_output:
         emit(result.model_dump_json(indent=2))
     elif out is None:
-        emit(result.text)
+        emit(final_text(result))
     return exit_code(result)
 
 
@@ -278,3 +281,10 @@ def exit_code(result: Result) -> int:
     if result.stop_reason is StopReason.ERROR:
         return EXIT_MODEL_FAILED
     return EXIT_NOT_PASSED
+
+
+# Commands in modules of their own register on `app` when imported.
+from redraft.cli import code as _code  # noqa: E402, F401
+from redraft.cli.sandbox import sandbox_app  # noqa: E402
+
+app.add_typer(sandbox_app, name="sandbox")

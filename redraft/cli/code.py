@@ -1,0 +1,169 @@
+"""`redraft code`: refine code until it passes the user's tests, run in a sandbox."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from redraft.agents.critics.base import Critic
+from redraft.agents.critics.llm import LLMCritic
+from redraft.agents.critics.tests import TestsCritic, TestSuite, extract_code
+from redraft.agents.editor import LLMEditor
+from redraft.agents.prompts import DEFAULT_PROMPTS
+from redraft.cli.commands import _run, app, interruptible
+from redraft.cli.inputs import ChosenModels, check_writable, read_task
+from redraft.cli.output import terminal
+from redraft.progress import ProgressView
+from redraft.refiner import MODEL_ENV, Refiner
+from redraft.rubrics import load_rubric
+from redraft.sandboxes.choose import NAMES
+from redraft.types import Task
+
+
+@app.command()
+def code(
+    task: Annotated[
+        str | None,
+        typer.Argument(
+            help="What the code must do: the text, @FILE, or - (or nothing) for stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    tests: Annotated[
+        Path,
+        typer.Option(
+            "--tests",
+            "-t",
+            metavar="FILE",
+            help="Tests: a .py file (test_* functions, asserts, or check(candidate)) or a "
+            ".json/.yaml list of {input, output} cases for a stdin/stdout program.",
+            show_default=False,
+        ),
+    ] = ...,  # type: ignore[assignment]
+    sandbox: Annotated[
+        str,
+        typer.Option(
+            help="Where the code runs: auto (bwrap, then docker), bwrap, docker, or "
+            "subprocess (no isolation: trusted code only).",
+        ),
+    ] = "auto",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"LiteLLM model string (default: ${MODEL_ENV}).",
+            show_default=False,
+        ),
+    ] = None,
+    critic_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model for the optional LLM critic (implies --llm-critic).", show_default=False
+        ),
+    ] = None,
+    editor_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the editor (default: --model).", show_default=False),
+    ] = None,
+    api_base: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of an OpenAI-compatible server for the models.", show_default=False
+        ),
+    ] = None,
+    llm_critic: Annotated[
+        bool,
+        typer.Option(help="Also judge the code with an LLM critic (style, the task's intent)."),
+    ] = False,
+    rubric: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Rubric for the LLM critic (implies --llm-critic).",
+            show_default=False,
+        ),
+    ] = None,
+    entry_point: Annotated[
+        str | None,
+        typer.Option(
+            help="Function that check(candidate) tests receive (default: the last one defined).",
+            show_default=False,
+        ),
+    ] = None,
+    show_tests: Annotated[
+        bool, typer.Option(help="Show the tests to the model along with the task.")
+    ] = True,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Most drafts to test, the first one included.")
+    ] = 4,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, metavar="SECONDS", help="Time limit of each test.")
+    ] = 5.0,
+    memory: Annotated[
+        int, typer.Option(min=16, metavar="MB", help="Memory limit of the code.")
+    ] = 512,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the full result as JSON.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="Write the final code to FILE.", show_default=False
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Write code for TASK and revise it until it passes --tests, run in a sandbox."""
+    with interruptible():
+        if sandbox not in NAMES:
+            raise typer.BadParameter(f"choose one of {', '.join(NAMES)}", param_hint="--sandbox")
+        suite = TestSuite.from_file(tests, entry_point=entry_point)
+        instruction = read_task(task)
+        if out is not None:
+            check_writable(out)
+        tests_critic = TestsCritic(suite, sandbox=sandbox, test_timeout_s=timeout, memory_mb=memory)
+        console = None if quiet else terminal()
+        checking = (
+            console.status("checking the sandbox and the model…") if console else nullcontext()
+        )
+        with checking:
+            check = getattr(tests_critic.sandbox, "check", None)
+            if callable(check):
+                check()  # a missing bwrap or a dead Docker daemon fails here, in one line
+            models = ChosenModels.resolve(model, critic_model, editor_model, api_base)
+        critics: list[Critic] = [tests_critic]
+        if llm_critic or rubric is not None or critic_model is not None:
+            critics.append(LLMCritic(name="review"))
+        the_task = Task(
+            instruction=instruction,
+            context=DEFAULT_PROMPTS.render(
+                "code_task.md", suite=suite, show_tests=show_tests, cases=list(suite.cases)
+            ),
+            rubric=load_rubric(rubric) if rubric is not None else None,
+        )
+        refiner = Refiner(
+            models.main,
+            critics=critics,
+            critic_model=models.critic,
+            editor=LLMEditor(mode="patch"),
+            editor_model=models.editor,
+            max_rounds=rounds,
+        )
+        view = ProgressView(title=f"redraft code · {models.describe()} · up to {rounds} rounds")
+        try:
+            exit_code = _run(
+                refiner,
+                the_task,
+                view,
+                json_output=json_output,
+                out=out,
+                quiet=quiet,
+                final_text=lambda result: extract_code(result.text),
+            )
+        finally:
+            tests_critic.sandbox.close()
+    raise typer.Exit(exit_code)
