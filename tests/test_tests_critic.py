@@ -103,7 +103,8 @@ async def test_stdin_stdout_cases(sandbox: NamespaceSandbox) -> None:
     critic = TestsCritic(cases, sandbox=sandbox)
     wrong = await judge(critic, "a, b = map(int, input().split())\nprint(a * b)")
     assert wrong.score == 0.0
-    assert wrong.issues[1].problem == "neg: wrong output: got '-40\\n', expected '6' (input '10 -4')"
+    expected = "neg: wrong output: got '-40\\n', expected '6' (input '10 -4')"
+    assert wrong.issues[1].problem == expected
     right = await judge(critic, "a, b = map(int, input().split())\nprint(a + b)")
     assert right.passed
 
@@ -138,7 +139,8 @@ async def test_printing_code_cannot_forge_the_report(sandbox: NamespaceSandbox) 
 
 
 def test_code_extraction() -> None:
-    assert extract_code("Here:\n```python\nx = 1\n```\nand\n```py\ny = 2\n```") == "x = 1\n\ny = 2\n"
+    two_blocks = "Here:\n```python\nx = 1\n```\nand\n```py\ny = 2\n```"
+    assert extract_code(two_blocks) == "x = 1\n\ny = 2\n"
     assert extract_code("```\nz = 3\n```") == "z = 3\n"
     assert extract_code("```text\nout\n```\n```python\nq = 1\n```") == "q = 1\n"
     assert extract_code("print(1)") == "print(1)"
