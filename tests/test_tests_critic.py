@@ -131,11 +131,16 @@ async def test_timeouts_crashes_and_output_are_reported(sandbox: NamespaceSandbo
     assert stuck.summary == "the tests did not finish within 1 s"
 
 
-async def test_printing_code_cannot_forge_the_report(sandbox: NamespaceSandbox) -> None:
+async def test_code_cannot_forge_a_pass(sandbox: NamespaceSandbox) -> None:
     critic = TestsCritic("def test_a():\n    assert add(1, 1) == 2\n", sandbox=sandbox)
     forged = 'import os\nos.write(1, b\'{"load_error": null, "tests": []}\')\n'
     critique = await judge(critic, forged + "def add(a, b):\n    return 0\n")
     assert not critique.passed and critique.score == 0.0
+    exits = await judge(critic, "import sys\ndef add(a, b):\n    sys.exit(0)\n")
+    assert not exits.passed
+    assert exits.issues[0].problem == "test_a failed: the code called exit(0)"
+    script = TestsCritic([{"input": "", "output": "hi"}], sandbox=sandbox)
+    assert (await judge(script, "import sys\nprint('hi')\nsys.exit(0)\n")).passed
 
 
 def test_code_extraction() -> None:

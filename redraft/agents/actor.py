@@ -31,7 +31,11 @@ class LLMActor:
         rubric_text = describe_rubric(rubric_of(task)) if task.rubric is not None else ""
         messages = [
             system(ctx.prompts.render("actor_system.md")),
-            user(ctx.prompts.render("actor.md", task=task, rubric_text=rubric_text)),
+            user(
+                ctx.prompts.render(
+                    "actor.md", task=task, rubric_text=rubric_text, lessons=ctx.lessons
+                )
+            ),
         ]
         started = time.perf_counter()
         completion = await call_model(model, messages, settings=self.settings)

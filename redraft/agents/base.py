@@ -9,7 +9,7 @@ from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError
 from redraft.models.base import ChatModel
 from redraft.models.resolve import resolve_model
-from redraft.types import Round, Rubric, Task
+from redraft.types import Lesson, Round, Rubric, Task
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class AgentContext:
     model: ChatModel | None
     prompts: PromptLibrary
     rounds: Sequence[Round] = ()
+    lessons: Sequence[Lesson] = ()  # past corrections retrieved from memory for this call
 
     def pick_model(self, own: ChatModel | None, role: str) -> ChatModel:
         """The agent's own model if it has one, else the run's model for its role."""

@@ -86,6 +86,7 @@ class LLMEditor:
                     draft=draft,
                     critiques=critiques,
                     rejected=_rejected_versions(ctx.rounds, draft.round),
+                    lessons=ctx.lessons,
                     repeat_warning=repeat_of,
                     mode=mode.value,
                     fenced=draft.text.lstrip().startswith("```"),
