@@ -213,9 +213,16 @@ def kill_rest(pid, own_namespace):
             os.killpg(pid, signal.SIGKILL)
 
 
-def execute(request, directory, own_namespace):
+def wipe_scratch(scratch):
+    for place in scratch:
+        with contextlib.suppress(OSError):
+            wipe(place)
+
+
+def execute(request, directory, own_namespace, scratch=()):
     if request.get("fresh", True):
         wipe(directory)
+        wipe_scratch(scratch)
     place_files(directory, request.get("files", {}))
     if request.get("code") is not None:
         with open(os.path.join(directory, MAIN), "w", encoding="utf-8") as handle:
@@ -324,6 +331,7 @@ def execute(request, directory, own_namespace):
     make_writable(directory)
     if not request.get("keep", False):
         wipe(directory)  # free the space now: a tmpfs holds it in memory
+        wipe_scratch(scratch)
     return {
         "stdout": base64.b64encode(bytes(captured[stdout_r])).decode(),
         "stderr": base64.b64encode(bytes(captured[stderr_r])).decode(),
@@ -341,6 +349,7 @@ def main():
     directory = os.path.realpath(args[args.index("--work") + 1])
     own_namespace = "--own-pid-namespace" in args
     once = "--once" in args
+    scratch = [args[i + 1] for i, arg in enumerate(args) if arg == "--scratch"]
     os.makedirs(directory, exist_ok=True)
     # Stray children must not make the worker die of SIGPIPE or stop on SIGINT.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -357,7 +366,7 @@ def main():
         if request is None:
             return
         try:
-            reply = execute(request, directory, own_namespace)
+            reply = execute(request, directory, own_namespace, scratch)
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         write_frame(stdout, reply)

@@ -58,9 +58,16 @@ class Cgroup:
             with contextlib.suppress(OSError):  # no swap configured: nothing to limit
                 (self.memory_dir / "memory.swap.max").write_text("0")
         else:
-            (self.memory_dir / "memory.limit_in_bytes").write_text(str(memory_bytes))
-            with contextlib.suppress(OSError):
-                (self.memory_dir / "memory.memsw.limit_in_bytes").write_text(str(memory_bytes))
+            # v1 keeps memory <= memory+swap at every step: raise memsw first, lower it last.
+            memory = self.memory_dir / "memory.limit_in_bytes"
+            memsw = self.memory_dir / "memory.memsw.limit_in_bytes"
+            steps = [memory, memsw]
+            if memory_bytes > int(memory.read_text()):
+                steps.reverse()
+            for step in steps:
+                if step is memsw and not memsw.exists():
+                    continue  # swap accounting is off: memory alone is the limit
+                step.write_text(str(memory_bytes))
         (self.pids_dir / "pids.max").write_text(str(processes))
 
     def attach(self, pids: Iterable[int]) -> None:

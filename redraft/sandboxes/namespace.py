@@ -20,6 +20,8 @@ from redraft.sandboxes.pool import LaunchSpec, PooledSandbox
 from redraft.sandboxes.protocol import worker_argv
 
 WORK_DIR = "/sandbox"
+# Writable besides the working directory, and emptied with it between runs.
+SCRATCH_DIRS = ("/tmp", "/dev/shm")
 # Run as this host uid when redraft runs as root: the kernel does not enforce the process
 # limit for root, and root's files stay out of reach.
 NOBODY = 65534
@@ -95,7 +97,11 @@ class NamespaceSandbox(PooledSandbox):
             argv += ["--ro-bind-try", file, file]
         for extra in (*self._interpreter_dirs(), *self.ro_binds):
             argv += ["--ro-bind", extra, extra]
-        return argv + worker_argv(self.python, WORK_DIR, own_pid_namespace=True)
+        # Last, once every mount point exists: nothing outside the scratch places is writable.
+        argv += ["--remount-ro", "/"]
+        return argv + worker_argv(
+            self.python, WORK_DIR, own_pid_namespace=True, scratch=SCRATCH_DIRS
+        )
 
     def _interpreter_dirs(self) -> list[str]:
         """The interpreter's installation, when it is not already under a system directory."""

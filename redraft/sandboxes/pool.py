@@ -110,10 +110,14 @@ class WorkerProcess:
 
     def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult:
         if self.cgroup is not None and self._cgroup_limits != (limits.memory_mb, limits.processes):
-            self.cgroup.limit(
-                memory_bytes=(limits.memory_mb + CGROUP_HEADROOM_MB) << 20,
-                processes=limits.processes + CGROUP_EXTRA_PIDS,
-            )
+            try:
+                self.cgroup.limit(
+                    memory_bytes=(limits.memory_mb + CGROUP_HEADROOM_MB) << 20,
+                    processes=limits.processes + CGROUP_EXTRA_PIDS,
+                )
+            except OSError as exc:
+                self.healthy = False  # its limits are unknown now: not to be reused
+                raise SandboxError(f"could not set the sandbox's cgroup limits: {exc}") from exc
             self._cgroup_limits = (limits.memory_mb, limits.processes)
         oom_before = self.cgroup.oom_kills() if self.cgroup else 0
         try:

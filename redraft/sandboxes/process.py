@@ -2,8 +2,9 @@
 
 Code run here sees the host's files and network and runs as the calling user; only its
 resources are bounded (CPU time, address space, processes, file size, open files, output) and
-its environment cleared. Processes that leave their session (a double fork and `setsid`)
-escape the timeout kill. Use it for trusted code, or where neither bubblewrap nor Docker is
+its environment cleared; memory is limited per process, not in total. Processes that leave
+their session (a double fork and `setsid`) escape the timeout kill, and as root the process
+limit does not hold (the kernel exempts root from it). Use it for trusted code, or where neither bubblewrap nor Docker is
 available, and choose it by name: `sandbox="auto"` never falls back to it.
 """
 

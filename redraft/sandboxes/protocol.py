@@ -24,10 +24,21 @@ BASE_ENV = {
 
 
 def worker_argv(
-    python: str, work_dir: str, *, own_pid_namespace: bool, once: bool = False
+    python: str,
+    work_dir: str,
+    *,
+    own_pid_namespace: bool,
+    once: bool = False,
+    scratch: tuple[str, ...] = (),
 ) -> list[str]:
-    """The command that starts a worker: isolated mode, no site-packages, source inline."""
+    """The command that starts a worker: isolated mode, no site-packages, source inline.
+
+    `scratch` directories (a sandbox's /tmp, /dev/shm) are emptied with the working
+    directory, so nothing a run leaves anywhere reaches the next run.
+    """
     argv = [python, "-I", "-S", "-c", WORKER_SOURCE, "--work", work_dir]
+    for directory in scratch:
+        argv += ["--scratch", directory]
     if own_pid_namespace:
         argv.append("--own-pid-namespace")
     if once:
