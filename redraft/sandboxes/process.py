@@ -4,8 +4,9 @@ Code run here sees the host's files and network and runs as the calling user; on
 resources are bounded (CPU time, address space, processes, file size, open files, output) and
 its environment cleared; memory is limited per process, not in total. Processes that leave
 their session (a double fork and `setsid`) escape the timeout kill, and as root the process
-limit does not hold (the kernel exempts root from it). Use it for trusted code, or where neither bubblewrap nor Docker is
-available, and choose it by name: `sandbox="auto"` never falls back to it.
+limit does not hold (the kernel exempts root from it). Use it for trusted code, or where
+neither bubblewrap nor Docker is available, and choose it by name: `sandbox="auto"` never
+falls back to it.
 """
 
 from __future__ import annotations
