@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from redraft import ConfigError, Critique, Draft, Task, TestsCritic, TestSuite
+from redraft import (
+    ConfigError,
+    Critique,
+    Draft,
+    LLMEditor,
+    Refiner,
+    ScriptedModel,
+    StopReason,
+    Task,
+    TestsCritic,
+    TestSuite,
+)
 from redraft.agents.base import AgentContext
 from redraft.agents.critics.tests import extract_code
 from redraft.agents.prompts import DEFAULT_PROMPTS
@@ -166,3 +177,22 @@ def test_invalid_tests_are_clear_errors(tmp_path: Path) -> None:
     empty.write_text("[]")
     with pytest.raises(ConfigError, match="list of I/O cases is empty"):
         TestSuite.from_file(empty)
+
+
+async def test_loop_with_scripted_models_fixes_the_failing_test(sandbox: NamespaceSandbox) -> None:
+    fixed_line = "    return x / 2"
+    patch = f"<<<<<<< SEARCH\n    return 1 / x\n=======\n{fixed_line}\n>>>>>>> REPLACE"
+    editor = ScriptedModel([patch])
+    refiner = Refiner(
+        ScriptedModel([BUGGY]),
+        critics=[TestsCritic("def test_half():\n    assert half(4) == 2\n", sandbox=sandbox)],
+        editor=LLMEditor(editor),
+        max_rounds=3,
+    )
+    result = await refiner.arun("Write half(x)")
+    assert result.stop_reason is StopReason.PASSED
+    assert [r.passed for r in result.rounds] == [False, True]
+    # The editor was told what the test found: the values, not merely "a test failed".
+    shown = editor.calls[0].messages[-1].content
+    assert "test_half failed: assert half(4) == 2: got 0.25, expected == 2" in shown
+    assert fixed_line in result.final.text
