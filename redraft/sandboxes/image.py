@@ -89,7 +89,9 @@ def build_image(
             raise SandboxError(f"debootstrap failed ({reason}); see that the mirror {mirror} works")
         for relative in PRUNE:
             shutil.rmtree(root / relative, ignore_errors=True)
-        (root / "sandbox").mkdir(mode=0o1777, exist_ok=True)
+        # Docker copies this directory's mode onto the tmpfs mounted over it: nobody must write.
+        (root / "sandbox").mkdir(exist_ok=True)
+        (root / "sandbox").chmod(0o1777)
         archive = Path(scratch) / "root.tar"
         say("packing the root file system")
         subprocess.run(
@@ -147,10 +149,10 @@ def use_image(source: str, name: str = DEFAULT_IMAGE, *, client: Any = None) -> 
     return str(image.id)
 
 
-def debian_mirror() -> str:
+def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
     """The Debian mirror apt uses on this machine (deb822 or one-line sources), or the default."""
-    sources = [Path("/etc/apt/sources.list")]
-    directory = Path("/etc/apt/sources.list.d")
+    sources = [apt_dir / "sources.list"]
+    directory = apt_dir / "sources.list.d"
     if directory.is_dir():
         sources += sorted(directory.iterdir())
     for path in sources:
