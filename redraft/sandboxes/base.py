@@ -113,34 +113,13 @@ class SandboxSession(Protocol):
 
 
 @runtime_checkable
-class Sandbox(Protocol):
-    """Runs untrusted code; each `run` starts from a fresh, empty working directory."""
+class Sandbox(SandboxSession, Protocol):
+    """Runs untrusted code; each `run` starts from a fresh, empty working directory.
+
+    `run`, `arun` and `close` are those of a session; `session()` opens one.
+    """
 
     @property
     def name(self) -> str: ...
 
-    def run(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult: ...
-
-    async def arun(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult: ...
-
     def session(self) -> SandboxSession: ...
-
-    def close(self) -> None: ...

@@ -12,7 +12,6 @@ The docker SDK is an optional extra (`pip install 'redraft[docker]'`), imported 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import json
@@ -23,25 +22,21 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
 from redraft.sandboxes.base import (
     ExecResult,
-    Files,
     Limits,
-    Program,
     SandboxError,
     SandboxUnavailable,
 )
 from redraft.sandboxes.image import DEFAULT_IMAGE
+from redraft.sandboxes.pool import PooledSandbox, WorkerLost
 from redraft.sandboxes.protocol import (
     BASE_ENV,
     HEADER,
     WORKER_SOURCE,
-    build_request,
     decode_reply,
     encode_frame,
 )
@@ -137,12 +132,14 @@ def image_missing_message(image: str) -> str:
     )
 
 
-class ContainerGone(OSError):
+class ContainerGone(WorkerLost):
     """A container could not even start a run: it is no longer there."""
 
 
 class Container:
-    """One warm sandbox container and the runs it executes, one at a time."""
+    """One warm sandbox container and the runs it executes, one at a time (a pool `Worker`)."""
+
+    work_dir = WORK_DIR
 
     def __init__(self, sandbox: DockerSandbox) -> None:
         self.sandbox = sandbox
@@ -360,55 +357,6 @@ def _frame(data: bytes) -> dict[str, Any] | None:
     return reply
 
 
-class ContainerPool:
-    """Idle containers kept warm (last used first); at most `size` runs at once."""
-
-    def __init__(self, sandbox: DockerSandbox, size: int) -> None:
-        self._sandbox = sandbox
-        self.size = size
-        self._idle: list[Container] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(size)
-        self._closed = False
-
-    def acquire(self) -> Container:
-        self._slots.acquire()
-        try:
-            with self._lock:
-                if self._closed:
-                    raise SandboxError("the sandbox is closed")
-                if self._idle:
-                    return self._idle.pop()
-            return Container(self._sandbox)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, container: Container, *, keep: bool = True) -> None:
-        try:
-            with self._lock:
-                if keep and container.healthy and not self._closed:
-                    self._idle.append(container)
-                    return
-            container.kill()
-        finally:
-            self._slots.release()
-
-    def warm(self, count: int) -> None:
-        with self._lock:
-            missing = max(0, min(count, self.size) - len(self._idle))
-        started = [Container(self._sandbox) for _ in range(missing)]
-        with self._lock:
-            self._idle.extend(started)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for container in idle:
-            container.kill()
-
-
 def _remove_containers(client: Any, ids: set[str]) -> None:
     # Also called at interpreter exit (weakref.finalize), so it must not need the sandbox.
     for container_id in list(ids):
@@ -417,7 +365,7 @@ def _remove_containers(client: Any, ids: set[str]) -> None:
         ids.discard(container_id)
 
 
-class DockerSandbox:
+class DockerSandbox(PooledSandbox):
     """Runs code in Docker containers from a warm pool, one `docker exec` per run.
 
     `image` must have `python3` (see `redraft sandbox build-image`); `client` is a
@@ -436,9 +384,8 @@ class DockerSandbox:
         cpus: float = 1.0,
         client: Any = None,
     ) -> None:
+        super().__init__(limits=limits, pool_size=pool_size or 4)
         self.image = image
-        self.limits = limits or Limits()
-        self.pool_size = pool_size or 4
         self.python = python
         self.cpus = cpus
         self.owner = uuid.uuid4().hex
@@ -446,13 +393,7 @@ class DockerSandbox:
         self._checked = False
         self._ids: set[str] = set()
         self._lock = threading.Lock()
-        self._pool: ContainerPool | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.backend
 
     @property
     def client(self) -> Any:
@@ -476,6 +417,13 @@ class DockerSandbox:
             raise SandboxUnavailable(_daemon_message(exc)) from None
         self._checked = True
 
+    def _ready(self) -> None:
+        if not self._checked:
+            self.check()
+
+    def _start_worker(self) -> Container:
+        return Container(self)
+
     def _track(self, container_id: str) -> None:
         with self._lock:
             self._ids.add(container_id)
@@ -490,178 +438,11 @@ class DockerSandbox:
         with self._lock:
             self._ids.discard(container_id)
 
-    @property
-    def pool(self) -> ContainerPool:
-        if not self._checked:
-            self.check()
-        with self._lock:
-            if self._pool is None:
-                self._pool = ContainerPool(self, self.pool_size)
-            return self._pool
-
-    def warm(self, count: int | None = None) -> None:
-        """Start containers now, so the first runs do not pay for start-up."""
-        self.pool.warm(self.pool_size if count is None else count)
-
-    def run(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        """Run `program` (Python source, or an argv list) in a fresh working directory."""
-        limits = self.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
-        request = build_request(
-            program, files=files, stdin=stdin, env=env, limits=limits, work_dir=WORK_DIR
-        )
-        pool = self.pool
-        for attempt in (1, 2):
-            container = pool.acquire()
-            try:
-                return container.execute(request, limits)
-            except ContainerGone as exc:
-                # A warm container that died idle costs a fresh one, not the run.
-                if attempt == 2:
-                    raise SandboxError(f"the docker sandbox lost its container: {exc}") from None
-            finally:
-                pool.release(container)
-        raise AssertionError("unreachable")
-
-    async def arun(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        def call() -> ExecResult:
-            return self.run(
-                program, files=files, stdin=stdin, timeout_s=timeout_s, memory_mb=memory_mb, env=env
-            )
-
-        return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
-
-    def _threads(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.pool_size, thread_name_prefix="redraft-docker"
-                )
-            return self._executor
-
-    def session(self) -> DockerSession:
-        """A working directory kept across runs, in a container of its own until closed."""
-        return DockerSession(self)
-
     def close(self) -> None:
         """Remove every container. The sandbox starts new ones if it is used again."""
+        super().close()
         with self._lock:
-            pool, self._pool = self._pool, None
-            executor, self._executor = self._executor, None
             client = self._client
-        if pool is not None:
-            pool.close()
-        if executor is not None:
-            executor.shutdown(wait=False)
         if client is not None:
             # Containers of sessions still open, or of runs in flight.
             _remove_containers(client, self._ids)
-
-    def __enter__(self) -> DockerSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class DockerSession:
-    """Runs that share one working directory: files written by one are there for the next."""
-
-    def __init__(self, sandbox: DockerSandbox) -> None:
-        self.sandbox = sandbox
-        self._pool = sandbox.pool
-        self._container: Container | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def run(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        limits = self.sandbox.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
-        with self._lock:
-            if self._closed:
-                raise SandboxError("the sandbox session is closed")
-            fresh = self._container is None
-            request = build_request(
-                program,
-                files=files,
-                stdin=stdin,
-                env=env,
-                limits=limits,
-                work_dir=WORK_DIR,
-                fresh=fresh,
-            )
-            request["keep"] = True
-            if self._container is None:
-                self._container = self._pool.acquire()
-            elif not self._container.healthy:
-                raise SandboxError(
-                    "the sandbox session's container died (timeout or out of memory); "
-                    "its files are gone: start a new session"
-                )
-            try:
-                return self._container.execute(request, limits)
-            except ContainerGone as exc:
-                raise SandboxError(
-                    f"the sandbox session's container is gone ({exc}): start a new session"
-                ) from None
-
-    async def arun(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        def call() -> ExecResult:
-            return self.run(
-                program, files=files, stdin=stdin, timeout_s=timeout_s, memory_mb=memory_mb, env=env
-            )
-
-        return await asyncio.get_running_loop().run_in_executor(self.sandbox._threads(), call)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            container, self._container = self._container, None
-        if container is not None:
-            self._pool.release(container, keep=False)
-
-    def __enter__(self) -> DockerSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> DockerSession:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, Generic, Protocol, TypeVar, cast
 
 from redraft.sandboxes.base import ExecResult, Files, Limits, Program, SandboxError
 from redraft.sandboxes.cgroups import Cgroup, descendants
@@ -38,6 +38,25 @@ HOST_GRACE_S = 5.0
 # Room in the cgroup for the worker and the interpreter's own pages beside the run.
 CGROUP_HEADROOM_MB = 64
 CGROUP_EXTRA_PIDS = 4
+# How many times a run may find its worker gone (a container that died idle) and try anew.
+LOST_WORKER_TRIES = 2
+
+
+class Worker(Protocol):
+    """One warm place to run code: a sandboxed interpreter, or a container."""
+
+    healthy: bool
+
+    @property
+    def work_dir(self) -> str: ...
+
+    def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult: ...
+
+    def kill(self) -> None: ...
+
+
+class WorkerLost(OSError):
+    """A worker was gone before the run could start: the run may go to a fresh one."""
 
 
 @dataclass
@@ -89,6 +108,10 @@ class WorkerProcess:
         if self.cgroup is not None:
             # Before any run: everything the sandbox is made of goes into its cgroup.
             self.cgroup.attach(descendants(self.proc.pid))
+
+    @property
+    def work_dir(self) -> str:
+        return self.spec.work_dir
 
     def _startup_error(self) -> str:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -164,20 +187,23 @@ class WorkerProcess:
         self.spec.cleanup()
 
 
-class WorkerPool:
-    """Idle workers kept warm; at most `size` runs at once."""
+W = TypeVar("W", bound=Worker)
 
-    def __init__(self, start: Callable[[], WorkerProcess], size: int) -> None:
+
+class WorkerPool(Generic[W]):
+    """Idle workers kept warm (last used first); at most `size` runs at once."""
+
+    def __init__(self, start: Callable[[], W], size: int) -> None:
         if size < 1:
             raise ValueError("a sandbox pool needs at least one worker")
         self._start = start
         self.size = size
-        self._idle: list[WorkerProcess] = []
+        self._idle: list[W] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
 
-    def acquire(self) -> WorkerProcess:
+    def acquire(self) -> W:
         self._slots.acquire()
         try:
             with self._lock:
@@ -190,7 +216,7 @@ class WorkerPool:
             self._slots.release()
             raise
 
-    def release(self, worker: WorkerProcess) -> None:
+    def release(self, worker: W) -> None:
         try:
             with self._lock:
                 if worker.healthy and not self._closed:
@@ -200,7 +226,7 @@ class WorkerPool:
         finally:
             self._slots.release()
 
-    def discard(self, worker: WorkerProcess) -> None:
+    def discard(self, worker: W) -> None:
         """Give back a slot whose worker is not to be reused (a finished session's)."""
         worker.kill()
         self._slots.release()
@@ -226,8 +252,8 @@ class WorkerPool:
 class PooledSandbox:
     """Base of the sandboxes whose runs go to a pool of warm workers.
 
-    Subclasses give `_launch()`; everything else (limits, requests, sync and async API,
-    sessions) is here.
+    Subclasses give `_launch()` (a worker process) or override `_start_worker()` (any
+    `Worker`); everything else (limits, requests, sync and async API, sessions) is here.
     """
 
     backend = "sandbox"
@@ -236,7 +262,7 @@ class PooledSandbox:
     def __init__(self, *, limits: Limits | None = None, pool_size: int | None = None) -> None:
         self.limits = limits or Limits()
         self.pool_size = pool_size or max(2, os.cpu_count() or 2)
-        self._pool: WorkerPool | None = None
+        self._pool: WorkerPool[Worker] | None = None
         self._pool_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
@@ -247,11 +273,15 @@ class PooledSandbox:
     def _launch(self) -> LaunchSpec:
         raise NotImplementedError
 
-    def _start_worker(self) -> WorkerProcess:
+    def _start_worker(self) -> Worker:
         return WorkerProcess(self._launch(), backend=self.backend, use_cgroup=self._use_cgroup)
 
+    def _ready(self) -> None:
+        """Called before the pool is made: a place for a backend's availability check."""
+
     @property
-    def pool(self) -> WorkerPool:
+    def pool(self) -> WorkerPool[Worker]:
+        self._ready()
         with self._pool_lock:
             if self._pool is None:
                 self._pool = WorkerPool(self._start_worker, self.pool_size)
@@ -273,19 +303,27 @@ class PooledSandbox:
     ) -> ExecResult:
         """Run `program` (Python source, or an argv list) in a fresh working directory."""
         limits = self.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
-        worker = self.pool.acquire()
-        try:
-            request = build_request(
-                program,
-                files=files,
-                stdin=stdin,
-                env=env,
-                limits=limits,
-                work_dir=worker.spec.work_dir,
-            )
-            return worker.execute(request, limits)
-        finally:
-            self.pool.release(worker)
+        pool = self.pool
+        for attempt in range(1, LOST_WORKER_TRIES + 1):
+            worker = pool.acquire()
+            try:
+                request = build_request(
+                    program,
+                    files=files,
+                    stdin=stdin,
+                    env=env,
+                    limits=limits,
+                    work_dir=worker.work_dir,
+                )
+                return worker.execute(request, limits)
+            except WorkerLost as exc:
+                if attempt == LOST_WORKER_TRIES:
+                    raise SandboxError(
+                        f"the {self.backend} sandbox lost its worker: {exc}"
+                    ) from None
+            finally:
+                pool.release(worker)
+        raise AssertionError("unreachable")
 
     async def arun(
         self,
@@ -348,7 +386,7 @@ class PooledSession:
     def __init__(self, sandbox: PooledSandbox) -> None:
         self.sandbox = sandbox
         self._pool = sandbox.pool
-        self._worker: WorkerProcess | None = None
+        self._worker: Worker | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -380,11 +418,16 @@ class PooledSession:
                 stdin=stdin,
                 env=env,
                 limits=limits,
-                work_dir=self._worker.spec.work_dir,
+                work_dir=self._worker.work_dir,
                 fresh=fresh,
             )
             request["keep"] = True
-            return self._worker.execute(request, limits)
+            try:
+                return self._worker.execute(request, limits)
+            except WorkerLost as exc:
+                raise SandboxError(
+                    f"the sandbox session's worker is gone ({exc}): start a new session"
+                ) from None
 
     async def arun(
         self,
@@ -406,7 +449,7 @@ class PooledSession:
                 env=env,
             )
 
-        return await asyncio.to_thread(call)
+        return await asyncio.get_running_loop().run_in_executor(self.sandbox._threads(), call)
 
     def close(self) -> None:
         with self._lock:
