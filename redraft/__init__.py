@@ -14,6 +14,7 @@ from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError, ModelError, RedraftError, StructuredOutputError
 from redraft.models.base import ChatModel, Completion, Message, ModelSettings, ToolCall, ToolSpec
 from redraft.models.litellm import LiteLLMModel
+from redraft.models.local import LocalModel
 from redraft.models.resolve import resolve_model
 from redraft.models.scripted import ScriptedCall, ScriptedModel
 from redraft.refiner import Refiner, arefine, refine
@@ -59,6 +60,7 @@ __all__ = [
     "LLMCritic",
     "LLMEditor",
     "LiteLLMModel",
+    "LocalModel",
     "Message",
     "ModelError",
     "ModelSettings",

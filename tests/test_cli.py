@@ -330,8 +330,9 @@ def test_no_model_configured(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "refine", "Write a haiku")
     assert code == 2
     line = one_error_line(err)
-    assert "no model configured" in line
-    assert "REDRAFT_MODEL" in line
+    # nothing configured: the default local model, which is not downloaded here (offline)
+    assert "no model configured, and the default local model" in line
+    assert "REDRAFT_MODEL" in line and "--api-base" in line and "hf:/path/to/model" in line
     assert "redraft demo" in line
     assert out == ""
 

@@ -9,6 +9,7 @@ import pytest
 
 from redraft.errors import ConfigError
 from redraft.models.litellm import LiteLLMModel
+from redraft.models.local import LocalModel
 from redraft.models.resolve import check_credentials, resolve_model
 from redraft.models.scripted import ScriptedModel
 
@@ -101,15 +102,44 @@ def test_an_unknown_model_in_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
-def test_no_model_configured(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
+def test_no_model_configured_means_the_local_default(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
     if value is not None:
         monkeypatch.setenv("REDRAFT_MODEL", value)
+    model = resolve_model(None)
+    assert isinstance(model, LocalModel)
+    assert model.name == "hf:Qwen/Qwen2.5-0.5B-Instruct"
+    assert model.is_default
+    assert not model.loaded  # weights load on the first call, never on resolution
+
+
+def test_the_default_model_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # and tests/conftest.py sets it for the session
     with pytest.raises(ConfigError) as caught:
-        resolve_model(None)
-    assert str(caught.value) == (
-        "no model configured: pass --model / model=... or set REDRAFT_MODEL, "
-        "e.g. REDRAFT_MODEL=openai/gpt-4o-mini (run 'redraft demo' to see a loop without a model)"
+        check_credentials(resolve_model(None))
+    message = str(caught.value)
+    assert message.startswith(
+        "no model configured, and the default local model Qwen/Qwen2.5-0.5B-Instruct is not "
+        "downloaded (HF_HUB_OFFLINE is set): pass --model / model=... or set REDRAFT_MODEL"
     )
+    assert "--api-base" in message and "hf:/path/to/model" in message
+
+
+def test_an_api_base_without_a_model_name() -> None:
+    with pytest.raises(ConfigError, match="needs the name of the model it serves"):
+        resolve_model(None, api_base="http://127.0.0.1:8000/v1")
+
+
+def test_hf_model_strings() -> None:
+    model = resolve_model("hf:some-org/some-model")
+    assert isinstance(model, LocalModel)
+    assert model.name == "hf:some-org/some-model" and not model.is_default
+    assert resolve_model(" hf:some-org/some-model ") is model  # one instance: shared batches
+    with pytest.raises(ConfigError, match="needs a model id or folder"):
+        resolve_model("hf:")
+    with pytest.raises(ConfigError, match="--api-base does not apply"):
+        resolve_model("hf:some-org/some-model", api_base="http://127.0.0.1:8000/v1")
 
 
 def test_missing_key_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
