@@ -11,7 +11,14 @@ from redraft.agents.critics.llm import LLMCritic
 from redraft.agents.critics.tests import TestsCritic, TestSuite
 from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import PromptLibrary
-from redraft.errors import ConfigError, ModelError, RedraftError, StructuredOutputError
+from redraft.errors import (
+    ConfigError,
+    EmbeddingModelMismatch,
+    MemoryFileError,
+    ModelError,
+    RedraftError,
+    StructuredOutputError,
+)
 from redraft.models.base import ChatModel, Completion, Message, ModelSettings, ToolCall, ToolSpec
 from redraft.models.litellm import LiteLLMModel
 from redraft.models.local import LocalModel
@@ -27,6 +34,7 @@ from redraft.types import (
     EditMode,
     Event,
     Issue,
+    Lesson,
     Result,
     Round,
     RoundEvent,
@@ -53,14 +61,17 @@ __all__ = [
     "EditEvent",
     "EditMode",
     "Editor",
+    "EmbeddingModelMismatch",
     "Event",
     "FunctionCritic",
     "Issue",
     "LLMActor",
     "LLMCritic",
     "LLMEditor",
+    "Lesson",
     "LiteLLMModel",
     "LocalModel",
+    "MemoryFileError",
     "Message",
     "ModelError",
     "ModelSettings",

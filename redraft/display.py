@@ -53,6 +53,18 @@ def _author(round_: Round) -> str:
     return f"editor ({mode}{', after failed patch' if draft.patch_fallback else ''})"
 
 
+def lessons_text(result: Result) -> Text:
+    """The past corrections the run was given, and in which rounds."""
+    text = Text("Lessons from memory", style="bold")
+    for lesson in result.lessons:
+        rounds = [r.index for r in result.rounds if lesson.id in {x.id for x in r.draft.lessons}]
+        where = ", ".join(str(i) for i in rounds)
+        text.append(f"\n  {lesson.id[:8]}  ", style="dim")
+        text.append(f"{lesson.score:.2f}", style="bold")
+        text.append(f"  round {where}  {lesson.problem}")
+    return text
+
+
 def diff_text(before: str, after: str) -> Text:
     """A unified diff of two drafts, coloured."""
     text = Text()
@@ -89,6 +101,8 @@ def render_result(
 ) -> RenderableType:
     """Summary, rounds table, the diff from the first draft to the final one, the final text."""
     parts: list[RenderableType] = [summary_line(result), rounds_table(result)]
+    if result.lessons:
+        parts.append(lessons_text(result))
     if show_diff and result.best_round > 0:
         first, best = result.rounds[0].draft.text, result.final.text
         parts.append(Panel(diff_text(first, best), title="first draft → final", expand=False))

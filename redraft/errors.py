@@ -17,3 +17,11 @@ class ModelError(RedraftError):
 
 class StructuredOutputError(ModelError):
     """A model's answer did not match the requested schema, even after a repair re-ask."""
+
+
+class MemoryFileError(ConfigError):
+    """A memory database file is corrupted, foreign or from an unknown schema version."""
+
+
+class EmbeddingModelMismatch(ConfigError):
+    """A memory is opened with a different embedding model than the one that built it."""

@@ -13,7 +13,7 @@ import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
@@ -35,6 +35,7 @@ from redraft.types import (
     Draft,
     DraftEvent,
     EditEvent,
+    Lesson,
     Result,
     Round,
     RoundEvent,
@@ -44,6 +45,9 @@ from redraft.types import (
     Usage,
     UsageReport,
 )
+
+if TYPE_CHECKING:  # needs the [memory] extra; a loop without a memory never loads it
+    from redraft.memory import CorrectionMemory
 
 
 class LoopState(TypedDict, total=False):
@@ -90,6 +94,8 @@ class LoopAgents:
     critic_model: ChatModel | None
     editor_model: ChatModel | None
     prompts: PromptLibrary
+    memory: CorrectionMemory | None = None
+    lessons: int = 3  # most past corrections given to the actor or editor per call
 
 
 class LoopNodes:
@@ -102,12 +108,16 @@ class LoopNodes:
     async def actor(self, state: LoopState) -> dict[str, Any]:
         started = time.perf_counter()
         task = state["task"]
+        lessons: list[Lesson] = []
         if task.draft is not None:
             draft = Draft(text=task.draft, round=0, author="user")
         else:
-            ctx = AgentContext(self.agents.actor_model, self.agents.prompts)
+            lessons = await self._recall(task)
+            ctx = AgentContext(self.agents.actor_model, self.agents.prompts, lessons=lessons)
             draft = await self.agents.actor.draft(task, ctx)
-        draft = draft.model_copy(update={"duration_s": time.perf_counter() - started})
+        draft = draft.model_copy(
+            update={"duration_s": time.perf_counter() - started, "lessons": lessons}
+        )
         emit(DraftEvent(round=0, draft=draft))
         return {"draft": draft}
 
@@ -146,7 +156,8 @@ class LoopNodes:
         started = time.perf_counter()
         rounds = state["rounds"]
         target = rounds[state["best_round"]]
-        ctx = AgentContext(self.agents.editor_model, self.agents.prompts, rounds)
+        lessons = await self._recall(state["task"], target.critiques)
+        ctx = AgentContext(self.agents.editor_model, self.agents.prompts, rounds, lessons)
         spent, repeat_of = Usage(), None
         # One retry when the edit repeats an earlier draft, told so; a second repeat stops.
         for _ in range(2):
@@ -164,6 +175,8 @@ class LoopNodes:
                         "usage": spent,
                         "round": len(rounds),
                         "duration_s": time.perf_counter() - started,
+                        "revises": target.index,
+                        "lessons": lessons,
                     }
                 )
                 emit(EditEvent(round=draft.round, draft=draft))
@@ -184,8 +197,23 @@ class LoopNodes:
             error=state.get("error"),
             thread_id=config.get("configurable", {}).get("thread_id"),
         )
+        if self.agents.memory is not None:
+            # Learned before the stop is reported, so a run that follows finds it.
+            try:
+                await asyncio.to_thread(self.agents.memory.learn, result)
+            except Exception as exc:  # the run's own result must survive a failed write-back
+                note = f"memory write-back failed ({type(exc).__name__}: {exc})"
+                error = f"{result.error}; {note}" if result.error else note
+                result = result.model_copy(update={"error": error})
         emit(StopEvent(result=result))
         return {"result": result}
+
+    async def _recall(self, task: Task, critiques: Sequence[Critique] = ()) -> list[Lesson]:
+        memory = self.agents.memory
+        if memory is None or self.agents.lessons < 1:
+            return []
+        # Embedding and SQLite block: off the event loop, so concurrent runs keep going.
+        return await asyncio.to_thread(memory.recall, task, critiques, self.agents.lessons)
 
 
 # Async, so that LangGraph runs the edge inline rather than in a thread pool.

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from redraft.types import (
     CritiqueEvent,
+    Draft,
     DraftEvent,
     EditEvent,
     Event,
@@ -49,13 +50,17 @@ class ProgressView:
     def update(self, event: Event) -> None:
         if isinstance(event, DraftEvent):
             by = "your draft" if event.draft.author == "user" else "first draft"
-            self._heading(event.round, f"{by} · {len(event.draft.text)} chars")
+            self._heading(
+                event.round, f"{by} · {len(event.draft.text)} chars{_lessons(event.draft)}"
+            )
         elif isinstance(event, EditEvent):
             draft = event.draft
             how = draft.edit_mode.value if draft.edit_mode else "rewrite"
             if draft.patches_applied:
                 how += f", {draft.patches_applied} block{'s' * (draft.patches_applied != 1)}"
-            self._heading(event.round, f"revision ({how}) · {len(draft.text)} chars")
+            self._heading(
+                event.round, f"revision ({how}) · {len(draft.text)} chars{_lessons(draft)}"
+            )
         elif isinstance(event, CritiqueEvent):
             self._judged += 1
             self.lines.append(critique_line(event))
@@ -97,6 +102,11 @@ class ProgressView:
         if self.status:
             parts.append(Spinner("dots", text=Text(self.status + "…", style="dim")))
         return Group(*parts)
+
+
+def _lessons(draft: Draft) -> str:
+    count = len(draft.lessons)
+    return f" · {count} lesson{'s' * (count != 1)} from memory" if count else ""
 
 
 def critique_line(event: CritiqueEvent) -> Text:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -33,6 +33,9 @@ from redraft.models.resolve import resolve_model
 from redraft.stopping import Selection, StopRules
 from redraft.types import Event, Result, StopEvent, Task
 
+if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
+    from redraft.memory import CorrectionMemory
+
 ModelSpec = ChatModel | str
 MODEL_ENV = "REDRAFT_MODEL"
 T = TypeVar("T")
@@ -46,6 +49,11 @@ class Refiner:
     `model` is the default for every role; `critic_model` and `editor_model` override it for
     those roles, and an agent constructed with its own model keeps it. Without critics, one
     `LLMCritic` judges against the task's rubric.
+
+    With a `memory` (a `redraft.memory.CorrectionMemory`), the actor and the editor are given
+    up to `lessons` relevant past corrections (shown on each `Draft` as `lessons`), scoped to
+    the task's `metadata["kind"]` when it has one; after each run, every critique a revision
+    improved on is stored as a new correction.
     """
 
     def __init__(
@@ -65,7 +73,11 @@ class Refiner:
         select: Selection = "best",
         checkpointer: Checkpointer | None = None,
         prompts: str | Path | PromptLibrary | None = None,
+        memory: CorrectionMemory | None = None,
+        lessons: int = 3,
     ) -> None:
+        if lessons < 0:
+            raise ConfigError("lessons is how many past corrections to show: 0 or more")
         try:
             self.rules = StopRules(
                 max_rounds=max_rounds,
@@ -91,7 +103,10 @@ class Refiner:
             critic_model=self._role_model(critic_model, self.critics, "critic", fallback=model),
             editor_model=self._role_model(editor_model, self.editor, "editor", fallback=model),
             prompts=prompts if isinstance(prompts, PromptLibrary) else _prompts(prompts),
+            memory=memory,
+            lessons=lessons,
         )
+        self.memory = memory
         self._sqlite_path: Path | None = None
         saver: BaseCheckpointSaver[Any] | None = None
         if isinstance(checkpointer, (str, Path)):
@@ -359,6 +374,7 @@ async def arefine(
     threshold: float | None = None,
     thread_id: str | None = None,
     progress: bool = False,
+    memory: CorrectionMemory | None = None,
     **options: Any,
 ) -> Result:
     """Refine one task; see `Refiner` for every option."""
@@ -368,6 +384,7 @@ async def arefine(
         editor=editor,
         max_rounds=max_rounds,
         threshold=threshold,
+        memory=memory,
         **options,
     )
     return await refiner.arun(task, thread_id=thread_id, progress=progress)
@@ -383,6 +400,7 @@ def refine(
     threshold: float | None = None,
     thread_id: str | None = None,
     progress: bool = False,
+    memory: CorrectionMemory | None = None,
     **options: Any,
 ) -> Result:
     """Refine one task and return the best draft with every round; sync form of `arefine`.
@@ -395,6 +413,7 @@ def refine(
         editor=editor,
         max_rounds=max_rounds,
         threshold=threshold,
+        memory=memory,
         **options,
     )
     return refiner.run(task, thread_id=thread_id, progress=progress)

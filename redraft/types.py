@@ -101,6 +101,19 @@ class EditMode(str, Enum):
     PATCH = "patch"
 
 
+class Lesson(_Model):
+    """A past correction retrieved from memory and shown to the actor or editor."""
+
+    id: str = Field(description="The correction's id in the memory.")
+    task: str = Field(description="The task it was learned on.")
+    problem: str
+    fix: str = ""
+    excerpt: str | None = Field(default=None, description="The flawed passage, as it was.")
+    revised: str | None = Field(default=None, description="What the passage became.")
+    critic: str | None = None
+    score: float = Field(description="Cosine similarity to what was asked (0..1).")
+
+
 class Draft(_Model):
     """One version of the answer."""
 
@@ -115,6 +128,10 @@ class Draft(_Model):
     model: str | None = None
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = 0.0
+    revises: int | None = Field(default=None, description="The round this draft revised.")
+    lessons: list[Lesson] = Field(
+        default_factory=list, description="Past corrections the author was given."
+    )
 
     def __str__(self) -> str:
         return self.text
@@ -228,6 +245,12 @@ class Result(_Model):
     @property
     def score(self) -> float:
         return self.rounds[self.best_round].score if self.rounds else 0.0
+
+    @property
+    def lessons(self) -> list[Lesson]:
+        """Every past correction given to the actor or editor in this run, once each."""
+        unique = {lesson.id: lesson for r in self.rounds for lesson in r.draft.lessons}
+        return list(unique.values())
 
     def __rich__(self) -> Any:
         from redraft.display import render_result

@@ -288,3 +288,7 @@ from redraft.cli import code as _code  # noqa: E402, F401
 from redraft.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
+
+from redraft.cli.memory import app as memory_app  # noqa: E402
+
+app.add_typer(memory_app, name="memory")

@@ -1,0 +1,259 @@
+"""`redraft memory ...`: add, search, list, show, delete, stats, export and import corrections.
+
+Data goes to stdout (tables, or JSON with --json), notes to stderr, like the other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from redraft.cli.output import emit, note
+from redraft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redraft.memory import Correction, CorrectionMemory
+
+app = typer.Typer(
+    name="memory",
+    help="The memory of past corrections that loops learn from (needs redraft[memory]).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Db = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        help="Memory database (default: $REDRAFT_MEMORY or the per-user data folder).",
+        show_default=False,
+    ),
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="sentence-transformers model name or folder (default: the one the database "
+        "was built with; all-MiniLM-L6-v2 for a new one).",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+Kind = Annotated[
+    str | None, typer.Option(help="Only corrections of this task kind.", show_default=False)
+]
+Critic = Annotated[
+    str | None, typer.Option(help="Only corrections from this critic.", show_default=False)
+]
+Tags = Annotated[
+    list[str] | None,
+    typer.Option("--tag", help="Only corrections with this tag (repeatable).", show_default=False),
+]
+
+
+@contextmanager
+def _opened(db: Path | None, model: str | None = None) -> Iterator[CorrectionMemory]:
+    from redraft.memory import CorrectionMemory
+
+    memory = CorrectionMemory(db, model)
+    try:
+        yield memory
+    finally:
+        memory.close()
+
+
+@app.command()
+def add(
+    task: Annotated[str, typer.Option(help="The task the correction is about.")],
+    problem: Annotated[str, typer.Option(help="What was wrong.")],
+    fix: Annotated[str, typer.Option(help="How it was fixed: a short lesson.")] = "",
+    excerpt: Annotated[
+        str | None, typer.Option(help="The flawed passage.", show_default=False)
+    ] = None,
+    revised: Annotated[
+        str | None, typer.Option(help="What the passage became.", show_default=False)
+    ] = None,
+    kind: Kind = None,
+    tag: Tags = None,
+    critic: Critic = None,
+    db: Db = None,
+    model: Model = None,
+    json_output: Json = False,
+) -> None:
+    """Add a correction (a near-identical one is counted instead of stored twice)."""
+    with _opened(db, model) as memory:
+        before = len(memory)
+        record = memory.add(
+            task,
+            problem,
+            fix,
+            excerpt=excerpt,
+            revised=revised,
+            kind=kind,
+            tags=tag or [],
+            critic=critic,
+        )
+        merged = len(memory) == before
+    if json_output:
+        emit(record.model_dump_json())
+    else:
+        emit(record.id)
+        if merged:
+            note(None, f"merged into a near-identical correction, used {record.use_count} times")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in any words.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="Most results.")] = 5,
+    min_score: Annotated[
+        float | None,
+        typer.Option(min=-1.0, max=1.0, help="Relevance threshold (cosine).", show_default=False),
+    ] = None,
+    kind: Kind = None,
+    critic: Critic = None,
+    tag: Tags = None,
+    db: Db = None,
+    model: Model = None,
+    json_output: Json = False,
+) -> None:
+    """Corrections most similar to QUERY, above the relevance threshold."""
+    with _opened(db, model) as memory:
+        hits = memory.search(
+            query, k, min_score=min_score, kind=kind, critic=critic, tags=tag or []
+        )
+    if json_output:
+        emit(json.dumps([{"score": h.score, "record": _jsonable(h.record)} for h in hits]))
+        return
+    if not hits:
+        note(None, "no correction is relevant enough")
+    for hit in hits:
+        emit(f"{hit.score:.3f}  {_line(hit.record)}")
+
+
+@app.command("list")
+def list_(
+    limit: Annotated[int, typer.Option(min=1, help="Most corrections, newest first.")] = 50,
+    kind: Kind = None,
+    critic: Critic = None,
+    tag: Tags = None,
+    db: Db = None,
+    json_output: Json = False,
+) -> None:
+    """List corrections, newest first."""
+    with _opened(db) as memory:
+        records = list(memory.records(kind=kind, critic=critic, tags=tag or [], limit=limit))
+    if json_output:
+        emit(json.dumps([_jsonable(r) for r in records]))
+        return
+    for record in records:
+        emit(_line(record))
+
+
+@app.command()
+def show(
+    record_id: Annotated[str, typer.Argument(metavar="ID", help="An id, or its first letters.")],
+    db: Db = None,
+    json_output: Json = False,
+) -> None:
+    """Show one correction in full."""
+    with _opened(db) as memory:
+        record = memory.get(record_id)
+    if json_output:
+        emit(record.model_dump_json(indent=2))
+        return
+    for name, value in record.model_dump(mode="json").items():
+        if value not in (None, "", []):
+            shown = ", ".join(value) if isinstance(value, list) else value
+            emit(f"{name}: {shown}")
+
+
+@app.command()
+def delete(
+    record_ids: Annotated[
+        list[str], typer.Argument(metavar="ID...", help="Ids, or their first letters.")
+    ],
+    db: Db = None,
+) -> None:
+    """Delete corrections."""
+    with _opened(db) as memory:
+        for record_id in record_ids:
+            record = memory.delete(record_id)
+            note(None, f"deleted {record.id}")
+
+
+@app.command()
+def stats(db: Db = None, json_output: Json = False) -> None:
+    """How many corrections, of which kinds and critics, and the model in use."""
+    with _opened(db) as memory:
+        figures = memory.stats()
+    if json_output:
+        emit(json.dumps(figures))
+        return
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {n}" for k, n in value.items()) or "-"
+        emit(f"{name}: {value}")
+
+
+@app.command("export")
+def export(
+    out: Annotated[
+        Path | None,
+        typer.Argument(metavar="FILE", help="JSONL file to write (default: stdout)."),
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Write every correction as JSON lines (vectors are left out: they depend on the model)."""
+    with _opened(db) as memory:
+        if out is None:
+            count = memory.export_jsonl(sys.stdout)
+        else:
+            if out.exists():
+                raise ConfigError(f"{out} exists: give a new file name, or remove it first")
+            try:
+                with out.open("x", encoding="utf-8") as handle:
+                    count = memory.export_jsonl(handle)
+            except OSError as exc:
+                raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
+    note(None, f"exported {count} corrections")
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(metavar="FILE", help="JSONL file, or - for stdin.")],
+    db: Db = None,
+    model: Model = None,
+) -> None:
+    """Add corrections from JSON lines (as export writes them); known ids are skipped and
+    near-identical lessons merged."""
+    with _opened(db, model) as memory:
+        if str(source) == "-":
+            read, added = memory.import_jsonl(sys.stdin)
+        else:
+            try:
+                with source.open(encoding="utf-8") as handle:
+                    read, added = memory.import_jsonl(handle)
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ConfigError(f"cannot read {source}: {reason}") from None
+    note(None, f"read {read} corrections, {added} new")
+
+
+def _line(record: Correction) -> str:
+    scope = "/".join(x for x in (record.kind, record.critic) if x) or "-"
+    fix = f" → {record.fix}" if record.fix else ""
+    return f"{record.id[:8]}  {scope}  ×{record.use_count}  {record.problem}{fix}"
+
+
+def _jsonable(record: Correction) -> dict[str, Any]:
+    data: dict[str, Any] = record.model_dump(mode="json")
+    return data

@@ -1,0 +1,101 @@
+"""Corrections learned from a finished run: each critique that a revision improved on."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from redraft.memory.records import Correction
+from redraft.types import Critique, Result, Round
+
+_EXCERPT_CHARS = 600
+
+
+def corrections_from(result: Result) -> list[Correction]:
+    """One correction per issue of a round whose revision scored higher with the same critic
+    (or, when that critic did not judge the revision, with the critics together)."""
+    rounds = result.rounds
+    found: list[Correction] = []
+    for revision in rounds:
+        source = revision.draft.revises
+        if source is None or not 0 <= source < len(rounds):
+            continue
+        before = rounds[source]
+        for critique in before.critiques:
+            after = _score_after(critique, revision)
+            if critique.error is None and after > critique.score:
+                found.extend(_corrections(result, before, revision, critique, after))
+    return found
+
+
+def _score_after(critique: Critique, revision: Round) -> float:
+    for later in revision.critiques:
+        if later.critic == critique.critic and later.error is None:
+            return later.score
+    return revision.score
+
+
+def _corrections(
+    result: Result, before: Round, revision: Round, critique: Critique, after: float
+) -> list[Correction]:
+    task = result.task
+    kind = task.metadata.get("kind")
+    tags = task.metadata.get("tags", [])
+    models = [
+        m for m in (before.draft.model, critique.model, revision.draft.model) if m is not None
+    ]
+    common = {
+        "task": task.instruction,
+        "kind": kind if isinstance(kind, str) else None,
+        "tags": [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+        "score_before": critique.score,
+        "score_after": after,
+        "critic": critique.critic,
+        "models": list(dict.fromkeys(models)),
+        "run_id": result.thread_id,
+    }
+    if not critique.issues:
+        # A verdict without itemised issues still says what was wrong.
+        problem = critique.summary or critique.feedback
+        if not problem.strip():
+            return []
+        return [Correction(problem=_clip(problem), **common)]
+    return [
+        Correction(
+            problem=issue.problem,
+            fix=issue.suggestion or "",
+            excerpt=_clip(issue.quote) if issue.quote else None,
+            revised=revised_excerpt(before.draft.text, revision.draft.text, issue.quote),
+            **common,
+        )
+        for issue in critique.issues
+        if issue.problem.strip()
+    ]
+
+
+def revised_excerpt(old: str, new: str, quote: str | None) -> str | None:
+    """What the lines holding `quote` became in the revision; None if they did not change."""
+    if not quote or quote not in old or quote in new:
+        return None
+    start = old[: old.index(quote)].count("\n")
+    end = start + quote.count("\n") + 1
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    replaced: list[str] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal" and i1 < end and (i2 > start or i1 == i2 == start):
+            replaced.extend(new_lines[j1:j2])
+    text = "\n".join(replaced).strip()
+    return _clip(text) if text else None
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "…"
+
+
+def problems_of(critiques: Sequence[Critique]) -> list[str]:
+    """What the critics named as wrong, to look up how it was fixed before."""
+    named = [issue.problem for c in critiques if not c.passed for issue in c.issues]
+    named += [c.summary for c in critiques if not c.passed and not c.issues and c.summary]
+    return named
