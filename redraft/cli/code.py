@@ -15,9 +15,18 @@ from redraft.agents.editor import LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS
 from redraft.cli.commands import _run, app, interruptible
 from redraft.cli.inputs import ChosenModels, check_writable, read_task
+from redraft.cli.options import (
+    ApiBaseOption,
+    CodeOutOption,
+    EditorModelOption,
+    JsonOption,
+    ModelOption,
+    QuietOption,
+    TaskArgument,
+)
 from redraft.cli.output import terminal
 from redraft.progress import ProgressView
-from redraft.refiner import MODEL_ENV, Refiner
+from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
 from redraft.sandboxes.choose import NAMES
 from redraft.types import Task
@@ -25,13 +34,7 @@ from redraft.types import Task
 
 @app.command()
 def code(
-    task: Annotated[
-        str | None,
-        typer.Argument(
-            help="What the code must do: the text, @FILE, or - (or nothing) for stdin.",
-            show_default=False,
-        ),
-    ] = None,
+    task: TaskArgument = None,
     tests: Annotated[
         Path,
         typer.Option(
@@ -50,31 +53,15 @@ def code(
             "subprocess (no isolation: trusted code only).",
         ),
     ] = "auto",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=f"LiteLLM model string (default: ${MODEL_ENV}).",
-            show_default=False,
-        ),
-    ] = None,
+    model: ModelOption = None,
     critic_model: Annotated[
         str | None,
         typer.Option(
             help="Model for the optional LLM critic (implies --llm-critic).", show_default=False
         ),
     ] = None,
-    editor_model: Annotated[
-        str | None,
-        typer.Option(help="Model for the editor (default: --model).", show_default=False),
-    ] = None,
-    api_base: Annotated[
-        str | None,
-        typer.Option(
-            help="Base URL of an OpenAI-compatible server for the models.", show_default=False
-        ),
-    ] = None,
+    editor_model: EditorModelOption = None,
+    api_base: ApiBaseOption = None,
     llm_critic: Annotated[
         bool,
         typer.Option(help="Also judge the code with an LLM critic (style, the task's intent)."),
@@ -106,16 +93,9 @@ def code(
     memory: Annotated[
         int, typer.Option(min=16, metavar="MB", help="Memory limit of the code.")
     ] = 512,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the full result as JSON.")
-    ] = False,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", metavar="FILE", help="Write the final code to FILE.", show_default=False
-        ),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    json_output: JsonOption = False,
+    out: CodeOutOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Write code for TASK and revise it until it passes --tests, run in a sandbox."""
     with interruptible():

@@ -13,6 +13,15 @@ import typer
 
 from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
 from redraft.cli.inputs import ChosenModels, check_writable, read_optional, read_task
+from redraft.cli.options import (
+    ApiBaseOption,
+    EditorModelOption,
+    JsonOption,
+    ModelOption,
+    OutOption,
+    QuietOption,
+    TaskArgument,
+)
 from redraft.cli.output import (
     emit,
     note,
@@ -22,7 +31,7 @@ from redraft.cli.output import (
 )
 from redraft.display import render_result
 from redraft.progress import ProgressView, follow
-from redraft.refiner import MODEL_ENV, Refiner
+from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
 from redraft.types import Result, StopReason, Task
 
@@ -93,40 +102,14 @@ def _print_version() -> None:
 
 @app.command()
 def refine(
-    task: Annotated[
-        str | None,
-        typer.Argument(
-            help="What to produce: the text itself, @FILE to read it from a file, "
-            "or - (or nothing) to read it from stdin.",
-            show_default=False,
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=f"LiteLLM model string for every role, e.g. openai/gpt-4o-mini "
-            f"(default: ${MODEL_ENV}).",
-            show_default=False,
-        ),
-    ] = None,
+    task: TaskArgument = None,
+    model: ModelOption = None,
     critic_model: Annotated[
         str | None,
         typer.Option(help="Model for the critic (default: --model).", show_default=False),
     ] = None,
-    editor_model: Annotated[
-        str | None,
-        typer.Option(help="Model for the editor (default: --model).", show_default=False),
-    ] = None,
-    api_base: Annotated[
-        str | None,
-        typer.Option(
-            help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...) "
-            "for the models given here, e.g. http://localhost:8000/v1.",
-            show_default=False,
-        ),
-    ] = None,
+    editor_model: EditorModelOption = None,
+    api_base: ApiBaseOption = None,
     rubric: Annotated[
         Path | None,
         typer.Option(
@@ -177,22 +160,9 @@ def refine(
             min=0.0, metavar="USD", help="Cost budget for the whole run.", show_default=False
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the full result as JSON on stdout.")
-    ] = False,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="FILE",
-            help="Write the final text to FILE instead of stdout.",
-            show_default=False,
-        ),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress or summary; only the result.")
-    ] = False,
+    json_output: JsonOption = False,
+    out: OutOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Refine TASK with a model: draft, critique, revise until the critics pass it."""
     with interruptible():

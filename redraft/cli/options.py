@@ -1,0 +1,64 @@
+"""Options that several commands share, defined once so their flags and help agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from redraft.models.local import DEFAULT_LOCAL_MODEL, LOCAL_PREFIX
+from redraft.refiner import MODEL_ENV
+
+TaskArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="What to produce: the text itself, @FILE to read it from a file, "
+        "or - (or nothing) to read it from stdin.",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model for every role: a LiteLLM model string such as openai/gpt-4o-mini, or "
+        f"{LOCAL_PREFIX}<id or folder> for a local one (default: ${MODEL_ENV}, else "
+        f"{LOCAL_PREFIX}{DEFAULT_LOCAL_MODEL}).",
+        show_default=False,
+    ),
+]
+EditorModelOption = Annotated[
+    str | None,
+    typer.Option(help="Model for the editor (default: --model).", show_default=False),
+]
+ApiBaseOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...) "
+        "for the models given here, e.g. http://localhost:8000/v1.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the full result as JSON on stdout.")
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or summary; only the result.")
+]
+
+
+def out_option(what: str) -> Any:  # typer.Option is typed as returning Any
+    """--out/-o FILE, saying what is written there."""
+    return typer.Option(
+        "--out",
+        "-o",
+        metavar="FILE",
+        help=f"Write {what} to FILE instead of stdout.",
+        show_default=False,
+    )
+
+
+OutOption = Annotated[Path | None, out_option("the final text")]
+CodeOutOption = Annotated[Path | None, out_option("the final code")]
