@@ -249,7 +249,48 @@ class WorkerPool(Generic[W]):
             worker.kill()
 
 
-class PooledSandbox:
+class _AsyncRuns:
+    """`arun`, the async form of `run`, on the sandbox's own threads (never the event loop's)."""
+
+    def run(
+        self,
+        program: Program,
+        *,
+        files: Files | None = None,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        raise NotImplementedError
+
+    def _threads(self) -> ThreadPoolExecutor:
+        raise NotImplementedError
+
+    async def arun(
+        self,
+        program: Program,
+        *,
+        files: Files | None = None,
+        stdin: str | bytes | None = None,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        def call() -> ExecResult:
+            return self.run(
+                program,
+                files=files,
+                stdin=stdin,
+                timeout_s=timeout_s,
+                memory_mb=memory_mb,
+                env=env,
+            )
+
+        return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
+
+
+class PooledSandbox(_AsyncRuns):
     """Base of the sandboxes whose runs go to a pool of warm workers.
 
     Subclasses give `_launch()` (a worker process) or override `_start_worker()` (any
@@ -325,28 +366,6 @@ class PooledSandbox:
                 pool.release(worker)
         raise AssertionError("unreachable")
 
-    async def arun(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        def call() -> ExecResult:
-            return self.run(
-                program,
-                files=files,
-                stdin=stdin,
-                timeout_s=timeout_s,
-                memory_mb=memory_mb,
-                env=env,
-            )
-
-        return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
-
     def _threads(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._executor is None:
@@ -380,7 +399,7 @@ class PooledSandbox:
             self.close()
 
 
-class PooledSession:
+class PooledSession(_AsyncRuns):
     """Runs that share one working directory: files written by one are there for the next."""
 
     def __init__(self, sandbox: PooledSandbox) -> None:
@@ -429,27 +448,8 @@ class PooledSession:
                     f"the sandbox session's worker is gone ({exc}): start a new session"
                 ) from None
 
-    async def arun(
-        self,
-        program: Program,
-        *,
-        files: Files | None = None,
-        stdin: str | bytes | None = None,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        def call() -> ExecResult:
-            return self.run(
-                program,
-                files=files,
-                stdin=stdin,
-                timeout_s=timeout_s,
-                memory_mb=memory_mb,
-                env=env,
-            )
-
-        return await asyncio.get_running_loop().run_in_executor(self.sandbox._threads(), call)
+    def _threads(self) -> ThreadPoolExecutor:
+        return self.sandbox._threads()
 
     def close(self) -> None:
         with self._lock:
