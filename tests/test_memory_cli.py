@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from redraft.cli import main
+from redraft.testing.openai_server import ChatRequest, OpenAIServer
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -145,3 +146,43 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     lines.write_text('{"task": "t"}\n', encoding="utf-8")
     code, _, err = run(capsys, "memory", "import", "--db", db, str(lines))
     assert code == 2 and "line 1 is not a correction" in one_error_line(err)
+
+
+def test_refine_with_a_memory_learns_and_a_later_run_is_told(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over real HTTP: the first run's fix is stored; the second run's actor is shown it."""
+    monkeypatch.delenv("REDRAFT_MODEL", raising=False)
+    problem = "the haiku names no concrete sound of rain"
+
+    def reply(request: ChatRequest) -> str:
+        system = str(request.messages[0].get("content", ""))
+        prompt = request.last_user_content
+        if request.response_format is not None or "strict, fair reviewer" in system:
+            good = "drumming on tin" in prompt
+            issue = {"quote": "A haiku", "problem": problem, "suggestion": "rain drumming on tin"}
+            return json.dumps(
+                {
+                    "feedback": "...",
+                    "summary": "fine" if good else "vague",
+                    "issues": [] if good else [issue],
+                    "score": 5 if good else 2,
+                }
+            )
+        if "expert editor" in system:
+            return "A haiku of rain drumming on tin"
+        return "A haiku about rain"
+
+    db = str(tmp_path / "m.db")
+    with OpenAIServer(reply) as server:
+        base = ["-m", "openai/x", "--api-base", server.base_url, "--memory-db", db, "-q"]
+        code, out, _ = run(capsys, "refine", "Write a haiku about rain", *base)
+        assert code == 0 and out.strip() == "A haiku of rain drumming on tin"
+        code, out, _ = run(capsys, "memory", "list", "--db", db, "--json")
+        [learned] = json.loads(out)
+        assert learned["problem"] == problem
+        before = len(server.requests)
+        code, _, _ = run(capsys, "refine", "Write a short haiku about rainfall", *base)
+        assert code == 0
+        actor_prompt = server.requests[before].last_user_content
+    assert "Lessons from past corrections" in actor_prompt and problem in actor_prompt

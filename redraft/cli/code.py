@@ -14,12 +14,14 @@ from redraft.agents.critics.tests import TestsCritic, TestSuite, extract_code
 from redraft.agents.editor import LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS
 from redraft.cli.commands import _run, app, interruptible
-from redraft.cli.inputs import ChosenModels, check_writable, read_task
+from redraft.cli.inputs import ChosenModels, check_writable, open_memory, read_task
 from redraft.cli.options import (
     ApiBaseOption,
     CodeOutOption,
     EditorModelOption,
     JsonOption,
+    MemoryDbOption,
+    MemoryOption,
     ModelOption,
     QuietOption,
     TaskArgument,
@@ -90,9 +92,11 @@ def code(
     timeout: Annotated[
         float, typer.Option(min=0.1, metavar="SECONDS", help="Time limit of each test.")
     ] = 5.0,
-    memory: Annotated[
+    memory_mb: Annotated[
         int, typer.Option(min=16, metavar="MB", help="Memory limit of the code.")
     ] = 512,
+    memory: MemoryOption = False,
+    memory_db: MemoryDbOption = None,
     json_output: JsonOption = False,
     out: CodeOutOption = None,
     quiet: QuietOption = False,
@@ -105,7 +109,9 @@ def code(
         instruction = read_task(task)
         if out is not None:
             check_writable(out)
-        tests_critic = TestsCritic(suite, sandbox=sandbox, test_timeout_s=timeout, memory_mb=memory)
+        tests_critic = TestsCritic(
+            suite, sandbox=sandbox, test_timeout_s=timeout, memory_mb=memory_mb
+        )
         console = None if quiet else terminal()
         checking = (
             console.status("checking the sandbox and the model…") if console else nullcontext()
@@ -132,6 +138,7 @@ def code(
             editor=LLMEditor(mode="patch"),
             editor_model=models.editor,
             max_rounds=rounds,
+            memory=open_memory(memory, memory_db),
         )
         view = ProgressView(title=f"redraft code · {models.describe()} · up to {rounds} rounds")
         try:

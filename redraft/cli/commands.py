@@ -12,11 +12,19 @@ from typing import Annotated
 import typer
 
 from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
-from redraft.cli.inputs import ChosenModels, check_writable, read_optional, read_task
+from redraft.cli.inputs import (
+    ChosenModels,
+    check_writable,
+    open_memory,
+    read_optional,
+    read_task,
+)
 from redraft.cli.options import (
     ApiBaseOption,
     EditorModelOption,
     JsonOption,
+    MemoryDbOption,
+    MemoryOption,
     ModelOption,
     OutOption,
     QuietOption,
@@ -160,6 +168,8 @@ def refine(
             min=0.0, metavar="USD", help="Cost budget for the whole run.", show_default=False
         ),
     ] = None,
+    memory: MemoryOption = False,
+    memory_db: MemoryDbOption = None,
     json_output: JsonOption = False,
     out: OutOption = None,
     quiet: QuietOption = False,
@@ -189,6 +199,7 @@ def refine(
             patience=patience or None,
             max_tokens=max_tokens,
             max_cost_usd=max_cost,
+            memory=open_memory(memory, memory_db),
         )
         view = ProgressView(title=f"redraft · {models.describe()} · up to {rounds} rounds")
         code = _run(refiner, the_task, view, json_output=json_output, out=out, quiet=quiet)

@@ -6,8 +6,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redraft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redraft.memory import CorrectionMemory
 from redraft.models.base import ChatModel
 from redraft.rubrics import read_text_file
 
@@ -92,3 +96,12 @@ class ChosenModels:
         if self.editor is not None and self.editor.name != self.main.name:
             parts.append(f"editor {self.editor.name}")
         return ", ".join(parts)
+
+
+def open_memory(enabled: bool, path: Path | None) -> CorrectionMemory | None:
+    """The memory a run learns from, when --memory or --memory-db asks for one."""
+    if not enabled and path is None:
+        return None
+    from redraft.memory import CorrectionMemory  # needs the [memory] extra: only when asked
+
+    return CorrectionMemory(path)

@@ -62,3 +62,21 @@ def out_option(what: str) -> Any:  # typer.Option is typed as returning Any
 
 OutOption = Annotated[Path | None, out_option("the final text")]
 CodeOutOption = Annotated[Path | None, out_option("the final code")]
+MemoryOption = Annotated[
+    bool,
+    typer.Option(
+        "--memory",
+        help="Learn from past corrections: the actor and editor are given the relevant ones, "
+        "and what this run fixed is stored (needs redraft[memory]).",
+    ),
+]
+MemoryDbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--memory-db",
+        metavar="PATH",
+        help="The memory database (implies --memory; default: $REDRAFT_MEMORY or the "
+        "per-user data folder).",
+        show_default=False,
+    ),
+]
