@@ -106,7 +106,6 @@ class Refiner:
             memory=memory,
             lessons=lessons,
         )
-        self.memory = memory
         self._sqlite_path: Path | None = None
         saver: BaseCheckpointSaver[Any] | None = None
         if isinstance(checkpointer, (str, Path)):
@@ -135,6 +134,11 @@ class Refiner:
             if chosen is None:
                 return None
         return resolve_model(chosen)  # None reads REDRAFT_MODEL or says how to choose one
+
+    @property
+    def memory(self) -> CorrectionMemory | None:
+        """The memory the loop learns from and writes to, if one was given."""
+        return self.agents.memory
 
     @property
     def checkpointed(self) -> bool:

@@ -32,25 +32,22 @@ from redraft.sandboxes.base import (
     SandboxUnavailable,
 )
 from redraft.sandboxes.image import DEFAULT_IMAGE
-from redraft.sandboxes.pool import PooledSandbox, WorkerLost
+from redraft.sandboxes.pool import HOST_GRACE_S, PooledSandbox, WorkerLost
 from redraft.sandboxes.protocol import (
     BASE_ENV,
     HEADER,
     WORKER_SOURCE,
     decode_reply,
     encode_frame,
+    worker_argv,
 )
+from redraft.sandboxes.protocol import SANDBOX_SCRATCH_DIRS as SCRATCH_DIRS
+from redraft.sandboxes.protocol import SANDBOX_WORK_DIR as WORK_DIR
 
-WORK_DIR = "/sandbox"
-# Writable besides the working directory; the worker empties them with it between runs.
-SCRATCH_DIRS = ("/tmp", "/dev/shm")
 USER = "65534:65534"
 LABEL = "redraft.sandbox"
 SDK_HINT = "the docker sandbox needs the docker SDK: pip install 'redraft[docker]'"
 DAEMON_HINT = "start it (systemctl start docker, or dockerd &) or choose sandbox='bwrap'"
-# The worker enforces each run's timeout; the host replaces the container only if it has not
-# answered this long after that.
-HOST_GRACE_S = 5.0
 # Room in the container's cgroup for pid 1, the worker and the tmpfs beside the run itself.
 MEMORY_HEADROOM_MB = 64
 # The container's init and the worker, beside the run's own `processes`.
@@ -184,7 +181,14 @@ class Container:
             raise SandboxError(f"the docker sandbox could not create a container: {exc}") from None
         except errors.DockerException as exc:
             raise SandboxUnavailable(_daemon_message(exc)) from None
-        self.worker_argv = worker_argv(sandbox.python)
+        self.worker_argv = worker_argv(
+            sandbox.python,
+            WORK_DIR,
+            own_pid_namespace=True,
+            once=True,
+            scratch=SCRATCH_DIRS,
+            source=WRAPPED_WORKER,  # the worker, wrapped in the OOM count: one request each
+        )
         sandbox._track(self.id)
         try:
             client.api.start(self.id)
@@ -299,14 +303,6 @@ class Container:
     def kill(self) -> None:
         self.healthy = False
         self.sandbox._remove(self.id)
-
-
-def worker_argv(python: str) -> list[str]:
-    """One run's exec: the worker, wrapped in the OOM count, answering one request."""
-    options = ["--work", WORK_DIR, "--own-pid-namespace", "--once"]
-    for directory in SCRATCH_DIRS:
-        options += ["--scratch", directory]
-    return [python, "-I", "-S", "-c", WRAPPED_WORKER, *options]
 
 
 def _tmpfs_mb(limits: Limits) -> int:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from redraft.sandboxes.base import Limits, SandboxUnavailable
 from redraft.sandboxes.pool import LaunchSpec, PooledSandbox
+from redraft.sandboxes.protocol import SANDBOX_SCRATCH_DIRS as SCRATCH_DIRS
+from redraft.sandboxes.protocol import SANDBOX_WORK_DIR as WORK_DIR
 from redraft.sandboxes.protocol import worker_argv
 
-WORK_DIR = "/sandbox"
-# Writable besides the working directory, and emptied with it between runs.
-SCRATCH_DIRS = ("/tmp", "/dev/shm")
 # Run as this host uid when redraft runs as root: the kernel does not enforce the process
 # limit for root, and root's files stay out of reach.
 NOBODY = 65534

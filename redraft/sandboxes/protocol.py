@@ -15,6 +15,10 @@ from redraft.sandboxes.base import ExecResult, Files, Limits, Program, SandboxEr
 HEADER = struct.Struct(">Q")
 WORKER_SOURCE = (Path(__file__).parent / "_worker.py").read_text(encoding="utf-8")
 # Nothing of the host's environment enters a sandbox: a run sees these and what it is given.
+# Inside an isolating sandbox: the working directory, and what else is writable there
+# (emptied with it between runs).
+SANDBOX_WORK_DIR = "/sandbox"
+SANDBOX_SCRATCH_DIRS = ("/tmp", "/dev/shm")
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -30,13 +34,15 @@ def worker_argv(
     own_pid_namespace: bool,
     once: bool = False,
     scratch: tuple[str, ...] = (),
+    source: str = WORKER_SOURCE,
 ) -> list[str]:
     """The command that starts a worker: isolated mode, no site-packages, source inline.
 
     `scratch` directories (a sandbox's /tmp, /dev/shm) are emptied with the working
-    directory, so nothing a run leaves anywhere reaches the next run.
+    directory, so nothing a run leaves anywhere reaches the next run. `source` is the
+    worker's, or a backend's wrapping of it.
     """
-    argv = [python, "-I", "-S", "-c", WORKER_SOURCE, "--work", work_dir]
+    argv = [python, "-I", "-S", "-c", source, "--work", work_dir]
     for directory in scratch:
         argv += ["--scratch", directory]
     if own_pid_namespace:
