@@ -29,10 +29,29 @@ from redraft.sandboxes import (
     SubprocessSandbox,
 )
 
-BACKENDS = ("bwrap", "docker", "subprocess")
+# "bwrap-userns" is bwrap as anyone but root runs it: worker and run share one uid in a user
+# namespace, and there is no cgroup. As root it is that configuration, as nobody.
+BACKENDS = ("bwrap", "bwrap-userns", "docker", "subprocess")
 # The subprocess backend is documented not to isolate: it shares the host's files, network
 # and processes, and runs as the calling user. Only its resources are bounded.
-ISOLATING = frozenset({"bwrap", "docker"})
+ISOLATING = frozenset({"bwrap", "bwrap-userns", "docker"})
+
+
+class UserNamespaceSandbox(NamespaceSandbox):
+    """The bwrap sandbox without a cgroup: how a user who is not root gets it."""
+
+    _use_cgroup = False
+
+
+def sandbox_name(backend: str) -> str:
+    """The `Sandbox.name` of a backend of this suite."""
+    return backend.removesuffix("-userns")
+
+
+def bounded_as_a_whole(backend: str) -> bool:
+    """A cgroup bounds the sandbox's memory and processes in total, not only per process."""
+    return backend == "docker" or (backend == "bwrap" and os.geteuid() == 0)
+
 
 # One worker with tight limits: small enough that the resource tests finish quickly, and a
 # single worker so that consecutive runs are known to reuse the same one.
@@ -59,6 +78,8 @@ def build_sandbox(backend: str, *, limits: Limits | None = None, pool_size: int 
     try:
         if backend == "bwrap":
             sandbox = NamespaceSandbox(limits=limits, pool_size=pool_size)
+        elif backend == "bwrap-userns":
+            sandbox = UserNamespaceSandbox(limits=limits, pool_size=pool_size)
         elif backend == "docker":
             from redraft.sandboxes import DockerSandbox
 

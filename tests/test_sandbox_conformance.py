@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 
 import pytest
 
@@ -24,6 +25,7 @@ from tests.sandbox_backends import (  # noqa: F401  (the *_fixture are used by n
     in_ci,
     limited_sandbox_fixture,
     sandbox_fixture,
+    sandbox_name,
 )
 
 MIB = 1 << 20
@@ -31,11 +33,11 @@ MIB = 1 << 20
 
 def test_satisfies_the_protocols(backend: str, sandbox: Sandbox) -> None:
     assert isinstance(sandbox, Sandbox)
-    assert sandbox.name == backend
+    assert sandbox.name == sandbox_name(backend)
     with sandbox.session() as session:
         assert isinstance(session, SandboxSession)
     result = sandbox.run("print('hi')")
-    assert result.backend == backend
+    assert result.backend == sandbox_name(backend)
 
 
 # Output and exit codes
@@ -312,9 +314,9 @@ async def test_async_session(sandbox: Sandbox) -> None:
 
 
 def test_get_sandbox_by_name(backend: str, sandbox: Sandbox) -> None:
-    chosen = get_sandbox(backend)
+    chosen = get_sandbox(sandbox_name(backend))
     try:
-        assert chosen.name == backend
+        assert chosen.name == sandbox_name(backend)
         assert chosen.run("print(6 * 7)").stdout == "42\n"
     finally:
         chosen.close()
@@ -347,3 +349,61 @@ def test_limits_are_validated() -> None:
     for bad in ({"timeout_s": 0}, {"memory_mb": 8}, {"processes": 0}, {"output_bytes": 0}):
         with pytest.raises(ConfigError):
             Limits(**bad)  # type: ignore[arg-type]
+
+
+# What ordinary code does must still work under the isolation
+
+
+ORDINARY_SYSTEM_USE = """
+import asyncio, json, multiprocessing, os, resource, signal, subprocess, sys, tempfile
+import threading, time
+done = {}
+# Threads, a pool of processes (POSIX semaphores in /dev/shm), subprocesses.
+threads = [threading.Thread(target=lambda: None) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+done["threads"] = len(threads)
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    done["pool"] = sum(pool.map(abs, [-1, -2, -3]))
+done["subprocess"] = subprocess.run(["sh", "-c", "echo $$"], capture_output=True).returncode
+async def child():
+    proc = await asyncio.create_subprocess_exec("true")
+    return await proc.wait()
+done["asyncio"] = asyncio.run(child())
+# Signals to its own processes, its own group; limits and priority of its own.
+sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+os.killpg(sleeper.pid, signal.SIGTERM)
+done["killpg"] = sleeper.wait()
+other = subprocess.Popen(["sleep", "30"])
+os.kill(other.pid, signal.SIGKILL)
+done["kill"] = other.wait()
+os.kill(os.getpid(), 0)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+done["nice"] = os.nice(1)
+os.sched_setaffinity(0, os.sched_getaffinity(0))
+done["own fds"] = len(os.listdir("/proc/self/fd")) > 2
+done["own status"] = "Name" in open("/proc/self/status").read()
+with tempfile.TemporaryFile() as handle:
+    handle.write(b"x")
+done["fstat stdin"] = os.fstat(0).st_size >= 0
+done["stdin"] = sys.stdin.read()
+print(json.dumps(done, sort_keys=True))
+"""
+
+
+def test_ordinary_system_use_works_under_the_isolation(sandbox: Sandbox) -> None:
+    result = sandbox.run(ORDINARY_SYSTEM_USE, stdin="given", timeout_s=30)
+    assert result.ok, result
+    assert json.loads(result.stdout) == {
+        "asyncio": 0,
+        "fstat stdin": True,
+        "kill": -9,
+        "killpg": -15,
+        "nice": 1,
+        "own fds": True,
+        "own status": True,
+        "pool": 6,
+        "stdin": "given",
+        "subprocess": 0,
+        "threads": 8,
+    }

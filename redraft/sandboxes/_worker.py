@@ -1,22 +1,40 @@
 """The program that runs inside every sandbox: it executes requests from the host.
 
-It is started once per sandboxed interpreter (`python3 -I -S -c <this file's source> ...`)
-and then, for each request, forks a fresh child that runs the code, so a run costs a fork
-rather than an interpreter start-up. Standard library only, since it runs on whatever Python
-the sandbox has; the host never imports it.
+It is started once per sandboxed interpreter (`python3 -I -S -c <this file's source> ...`).
+Standard library only, since it runs on whatever Python the sandbox has; the host never
+imports it. The code it runs is an adversary, so the worker is built to stay out of its reach:
+
+- The worker is not dumpable: a run cannot ptrace it or open its /proc memory or descriptors.
+- Each run is a process forked from the worker *before* its request arrives (a spare): the
+  spare reads the request itself, so the worker's memory, which every later run inherits, never
+  holds a request (files, stdin, code) or an output; output is captured in a mapping that is
+  unmapped after the reply is sent.
+- Before the code starts, the spare drops to the run's uid (`--run-uid`, when the worker is
+  root), closes everything of the worker's but its own pipes, sets rlimits and installs the
+  host's system-call filter (see `seccomp.py`).
+- After the run, the worker kills every process left (it is alone in its PID namespace with
+  `--own-pid-namespace`), checks that none survived, empties the working directory and the
+  scratch directories whatever modes the run left, restores their modes, and checks that they
+  are empty. What it cannot restore, it reports: the host then retires this worker.
 
 Framing on stdin/stdout: an 8-byte big-endian length, then that many bytes of JSON. The worker
-first writes a `{"ready": true}` frame, then answers each request with one result frame.
-`--once` answers a single request and exits (for one `docker exec` per run).
+first writes `{"ready": true, "pid": ..., "oom_kills": ...}`, then reads its configuration
+(`{"seccomp": base64 of the BPF program, or null}`). Each request is one frame; each reply is
+one frame, followed by the raw stdout and stderr bytes it announces (`stdout_len`,
+`stderr_len`). `--oom-counter` names cgroup files with the kernel's OOM-kill count, for a
+worker that can read its sandbox's cgroup (a container's).
 """
 
 import base64
 import contextlib
+import gc
 import json
+import mmap
 import os
 import resource
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -26,9 +44,74 @@ import types
 HEADER = struct.Struct(">Q")
 CHUNK = 65536
 MAX_REQUEST = 1 << 30
+MAX_CONFIG = 1 << 20
+MAX_SETUP = 1 << 16
 MAX_FD = 1 << 16
+STATUS_BYTES = 16
 # Code runs from this file, so tracebacks name it and show its lines.
 MAIN = "main.py"
+# How long the worker may spend emptying directories after a run before it gives up and
+# asks to be retired (a run can leave millions of entries).
+WIPE_BUDGET_S = 2.0
+KILL_BUDGET_S = 2.0
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
+M_ARENA_MAX = -8
+
+
+class Refused(Exception):
+    """The worker cannot run requests in a state it can vouch for."""
+
+
+def load_libc():
+    try:
+        import ctypes
+    except ImportError:
+        raise Refused("the sandbox's Python has no ctypes module") from None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    libc.prctl.restype = ctypes.c_int
+    # Looked up here, once: a first lookup in each forked run would cost it page faults.
+    for name in ("capset", "mallopt"):
+        getattr(libc, name)
+    return ctypes, libc
+
+
+def prctl(libc, ctypes, option, value):
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+class SeccompProgram:
+    """The host's compiled filter, ready to hand to the kernel from a forked child."""
+
+    def __init__(self, ctypes, libc, program):
+        class SockFprog(ctypes.Structure):
+            _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+        if not program or len(program) % 8:
+            raise Refused("the system-call filter from the host is malformed")
+        self.ctypes, self.libc = ctypes, libc
+        self.buffer = ctypes.create_string_buffer(program, len(program))
+        self.fprog = SockFprog(len(program) // 8, ctypes.addressof(self.buffer))
+
+    def install(self):
+        prctl(self.libc, self.ctypes, PR_SET_NO_NEW_PRIVS, 1)
+        ctypes = self.ctypes
+        result = self.libc.prctl(
+            PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self.fprog), 0, 0
+        )
+        if result != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, "seccomp: " + os.strerror(error))
+
+
+# Framing
 
 
 def read_exact(fd, size):
@@ -42,55 +125,206 @@ def read_exact(fd, size):
     return b"".join(parts)
 
 
-def read_frame(fd):
+def read_frame(fd, limit):
     header = read_exact(fd, HEADER.size)
     if header is None:
         return None
     (size,) = HEADER.unpack(header)
-    if size > MAX_REQUEST:
-        raise ValueError("request too large")
+    if size > limit:
+        raise ValueError("frame too large")
     body = read_exact(fd, size)
-    return None if body is None else json.loads(body)
+    if body is None:
+        raise ValueError("the frame ended early")
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("a frame must hold an object")
+    return message
 
 
-def write_frame(fd, message):
+def frame(message):
     body = json.dumps(message).encode()
-    data = HEADER.pack(len(body)) + body
-    while data:
-        data = data[os.write(fd, data) :]
+    return HEADER.pack(len(body)) + body
 
 
-def wipe(directory):
-    """Empty the working directory (files the last run left, read-only ones included)."""
-    for root, dirs, files in os.walk(directory, topdown=False):
-        for name in files:
-            os.unlink(os.path.join(root, name))
-        for name in dirs:
-            path = os.path.join(root, name)
-            if os.path.islink(path):
-                os.unlink(path)
-            else:
-                os.chmod(path, 0o700)
-                os.rmdir(path)
+def write_all(fd, *parts):
+    views = [memoryview(part) for part in parts if len(part)]
+    try:
+        while views:
+            sent = os.writev(fd, views)
+            while views and sent >= len(views[0]):
+                sent -= len(views[0])
+                views[0].release()
+                views.pop(0)
+            if views and sent:
+                views[0] = views[0][sent:]
+    finally:
+        for view in views:
+            view.release()
 
 
-def make_writable(directory):
-    # A run may chmod its files read-only; the next fresh run must still be able to wipe them.
-    for root, dirs, _ in os.walk(directory):
-        for name in dirs:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o700)
+# Directories a run may write to
 
 
-def place_files(directory, files):
-    for name, encoded in files.items():
-        path = os.path.normpath(os.path.join(directory, name))
-        if not path.startswith(directory + os.sep):
-            raise ValueError("file path outside the working directory: " + name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(base64.b64decode(encoded))
+class Identity:
+    """The uid a run has, and a way for the worker to act as it (for kill(-1) and the wipe)."""
+
+    # What the worker (root) keeps to drop a run's uid and empty its bounding set.
+    KEPT = (6, 7, 8)  # CAP_SETGID, CAP_SETUID, CAP_SETPCAP
+
+    def __init__(self, uid, gid):
+        self.uid, self.gid = uid, gid
+        self.no_capabilities = None
+
+    def narrow(self, libc, ctypes):
+        """In the worker, once: a bounding set of only what it keeps, so that each run has
+        just those to drop."""
+        if self.uid is None:
+            return
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            last = int(handle.read())
+        for capability in range(last + 1):
+            if capability not in self.KEPT:
+                prctl(libc, ctypes, PR_CAPBSET_DROP, capability)
+        # Made here, not in each run: creating ctypes types is slow in a fresh fork.
+        header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+        self.no_capabilities = (header, (ctypes.c_uint32 * 6)())
+
+    @contextlib.contextmanager
+    def acting(self):
+        if self.uid is None:
+            yield
+            return
+        os.setegid(self.gid)
+        os.seteuid(self.uid)
+        try:
+            yield
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+
+    def become(self, libc, ctypes):
+        """In a run's process: this uid for good, with no capability left, not even one it
+        could gain by exec (the bounding set is emptied too)."""
+        if self.uid is None:
+            return
+        for capability in self.KEPT:
+            prctl(libc, ctypes, PR_CAPBSET_DROP, capability)
+        os.setgroups([])
+        os.setresgid(self.gid, self.gid, self.gid)
+        os.setresuid(self.uid, self.uid, self.uid)
+        if os.getresuid() != (self.uid,) * 3 or os.getresgid() != (self.gid,) * 3:
+            raise OSError("could not drop to the run's uid")
+        # The uid change emptied the permitted, effective and ambient sets; the inheritable
+        # set is all that is left.
+        if libc.capset(*self.no_capabilities) != 0:
+            raise OSError(ctypes.get_errno(), "capset")
+
+
+class OomCounter:
+    """The kernel's count of OOM kills in the sandbox's memory cgroup, where it can be read
+    from inside (a container's); the first of `paths` that exists."""
+
+    def __init__(self, paths):
+        self.path = next((path for path in paths if os.path.exists(path)), None)
+
+    def read(self):
+        if self.path is None:
+            return None
+        try:
+            with open(self.path) as handle:
+                for line in handle:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return None
+
+
+def empty_directory(path, deadline):
+    """Remove everything under `path` without following links, whatever its modes or depth.
+
+    Only names are kept on the way down (one open directory at a time), so neither the depth
+    nor PATH_MAX bound what can be removed. Returns None, or why it could not finish.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        return f"cannot open {path}: {exc.strerror}"
+    trail = []  # the names from `path` down to where `fd` is
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                return f"{path} still held entries after {WIPE_BUDGET_S:g} s"
+            child = None
+            for name in os.listdir(fd):
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    if info.st_mode & 0o700 != 0o700:
+                        os.chmod(name, 0o700, dir_fd=fd)  # it is a directory, not a link
+                    child = name
+                    break
+                os.unlink(name, dir_fd=fd)
+            if child is not None:
+                inner = os.open(child, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+                trail.append(child)
+                continue
+            if not trail:
+                return None
+            parent = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            os.rmdir(trail.pop(), dir_fd=fd)
+    except OSError as exc:
+        where = os.path.join(path, *trail)
+        return f"cannot empty {where}: {exc.strerror}"
+    finally:
+        os.close(fd)
+
+
+class Places:
+    """The working directory and the scratch directories, and the state they must return to."""
+
+    def __init__(self, work, scratch, identity):
+        self.work = work
+        self.all = [work] + [place for place in scratch if place != work]
+        self.identity = identity
+        os.makedirs(work, exist_ok=True)
+        self.modes = {}
+        for place in self.all:
+            with contextlib.suppress(OSError):
+                self.modes[place] = stat.S_IMODE(os.lstat(place).st_mode)
+
+    def restore(self, keep):
+        """Empty them (unless a session `keep`s them) and restore their modes; None, or what
+        is wrong."""
+        deadline = time.monotonic() + WIPE_BUDGET_S
+        for place, mode in self.modes.items():
+            if keep:
+                break
+            with self.identity.acting():
+                reason = empty_directory(place, deadline)
+            if reason:
+                return reason
+            with contextlib.suppress(OSError):
+                os.chmod(place, mode)
+            if os.listdir(place):
+                return f"{place} is not empty after the wipe"
+        for place, mode in self.modes.items():
+            try:
+                info = os.lstat(place)
+            except OSError as exc:
+                return f"{place} is gone: {exc.strerror}"
+            if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != mode:
+                with contextlib.suppress(OSError):
+                    os.chmod(place, mode)
+                if stat.S_IMODE(os.lstat(place).st_mode) != mode:
+                    return f"{place} has mode {oct(info.st_mode)} and cannot be restored"
+        return None
+
+
+# The run's process
 
 
 def set_limits(request):
@@ -113,46 +347,158 @@ def set_limits(request):
     cap(resource.RLIMIT_NOFILE, request.get("open_files"))
 
 
-def child(request, directory, pipes, status_w):
-    """In the forked child: become the run. Never returns."""
+def place_files(directory, files):
+    for name, encoded in files.items():
+        path = os.path.normpath(os.path.join(directory, name))
+        if not path.startswith(directory + os.sep):
+            raise ValueError("file path outside the working directory: " + name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(base64.b64decode(encoded))
+
+
+def stdin_file(data):
+    """The run's stdin: an anonymous in-memory file holding `data`, read from its start."""
+    if not data:
+        return os.open(os.devnull, os.O_RDONLY)
+    fd = os.memfd_create("stdin")
+    write_all(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+class Pipes:
+    """The run's stdout, stderr and status pipes, and the setup pipe of its spare process."""
+
+    def __init__(self):
+        self.setup_r, self.setup_w = os.pipe()
+        self.stdout_r, self.stdout_w = os.pipe()
+        self.stderr_r, self.stderr_w = os.pipe()
+        self.status_r, self.status_w = os.pipe()
+
+    def child_ends(self):
+        return (self.setup_w, self.stdout_w, self.stderr_w, self.status_w)
+
+    def parent_ends(self):
+        return (self.setup_r, self.stdout_r, self.stderr_r, self.status_r)
+
+
+def spare(worker, pipes):
+    """In a forked child: contain itself, wait for the next request, then become its run.
+    Never returns.
+
+    What does not depend on the request (the run's uid, the filter) is done while the spare
+    waits for it, so a run does not wait for that.
+    """
     code = 1
+    setup_w = pipes.setup_w
     try:
-        os.setsid()
-        stdin_r, stdout_w, stderr_w = pipes
-        os.dup2(stdin_r, 0)
-        os.dup2(stdout_w, 1)
-        os.dup2(stderr_w, 2)
-        # Nothing of the worker's reaches the run but its three streams and the status pipe.
-        os.closerange(3, status_w)
-        os.closerange(status_w + 1, MAX_FD)
-        os.chdir(directory)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        environment = dict(request["env"])
-        set_limits(request)
-        if request.get("argv"):
-            argv = request["argv"]
-            try:
-                os.execvpe(argv[0], argv, environment)
-            except OSError as exc:
-                os.write(2, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
-                os._exit(127)
-        os.environ.clear()
-        os.environ.update(environment)
-        # The worker's own streams were /dev/null; the run's are the pipes on 0, 1 and 2.
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-        code = run_main(directory, status_w)
-    except BaseException:
-        traceback.print_exc()
-    finally:
+        for fd in (*pipes.parent_ends(), worker.channel_out):
+            os.close(fd)
         try:
+            os.setsid()
+            worker.identity.become(worker.libc, worker.ctypes)
+            contain(worker)
+        except Exception as exc:
+            message = f"cannot contain the run: {exc}"
+            report(setup_w, {"error": message, "fatal": True, "retire": message})
+            os._exit(1)
+        try:
+            request = read_frame(worker.channel_in, MAX_REQUEST)
+        except (OSError, ValueError) as exc:
+            report(setup_w, {"error": f"unreadable request: {exc}", "retire": "out of step"})
+            os._exit(1)
+        if request is None:
+            report(setup_w, {"eof": True})
+            os._exit(0)
+        run_id = request.get("id")
+        try:
+            stdin_fd = prepare(request, worker.places.work)
+        except Exception as exc:
+            report(setup_w, {"id": run_id, "error": f"{type(exc).__name__}: {exc}"})
+            os._exit(1)
+        setup = {
+            "id": run_id,
+            "timeout_s": request.get("timeout_s", 10.0),
+            "output_bytes": request.get("output_bytes", 1 << 20),
+            "keep": bool(request.get("keep")),
+        }
+        report(setup_w, setup)
+        code = become_run(request, worker, stdin_fd, pipes)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def report(fd, message):
+    with contextlib.suppress(OSError):
+        write_all(fd, frame(message))
+
+
+def prepare(request, directory):
+    place_files(directory, request.get("files", {}))
+    if request.get("code") is not None:
+        with open(os.path.join(directory, MAIN), "w", encoding="utf-8") as handle:
+            handle.write(request["code"])
+    return stdin_file(base64.b64decode(request.get("stdin") or ""))
+
+
+def contain(worker):
+    """The run's own process from here on: dumpable to itself only, filtered, OOM-first."""
+    ctypes, libc = worker.ctypes, worker.libc
+    # Forked from a non-dumpable worker; as itself it may read its own /proc entries again.
+    prctl(libc, ctypes, PR_SET_DUMPABLE, 1)
+    with contextlib.suppress(OSError):  # if memory runs out, the run goes first, not the worker
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, b"1000")
+        finally:
+            os.close(fd)
+    if worker.seccomp is not None:
+        worker.seccomp.install()
+    elif worker.require_seccomp:
+        raise Refused("no system-call filter was configured")
+
+
+def become_run(request, worker, stdin_fd, pipes):
+    os.dup2(stdin_fd, 0)
+    os.dup2(pipes.stdout_w, 1)
+    os.dup2(pipes.stderr_w, 2)
+    status_w = pipes.status_w
+    # Nothing of the worker's reaches the run but its three streams and the status pipe.
+    os.closerange(3, status_w)
+    os.closerange(status_w + 1, MAX_FD)
+    os.chdir(worker.places.work)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    environment = dict(request["env"])
+    set_limits(request)
+    if request.get("memory_mb") is not None:
+        # Under an address-space limit every thread's malloc arena counts: keep them few.
+        with contextlib.suppress(Exception):
+            worker.libc.mallopt(M_ARENA_MAX, 1)
+        environment.setdefault("MALLOC_ARENA_MAX", "1")
+    if request.get("argv"):
+        argv = request["argv"]
+        try:
+            os.execvpe(argv[0], argv, environment)
+        except OSError as exc:
+            os.write(2, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
+            os._exit(127)
+    os.environ.clear()
+    os.environ.update(environment)
+    # The worker's own streams were /dev/null; the run's are on 0, 1 and 2.
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    try:
+        return run_main(worker.places.work, status_w)
+    finally:
+        with contextlib.suppress(BaseException):
             sys.stdout.flush()
             sys.stderr.flush()
-        except BaseException:
-            pass
-        os._exit(code)
 
 
 def run_main(directory, status_w):
@@ -186,12 +532,354 @@ def run_main(directory, status_w):
 
 
 def print_user_traceback(exc, directory):
-    """The traceback from the first frame in the user's files on: runpy's frames say nothing."""
+    """The traceback from the first frame in the user's files on: the worker's say nothing."""
     tb = exc.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(directory):
         tb = tb.tb_next
     sys.stderr.flush()
     traceback.print_exception(type(exc), exc, tb)
+
+
+# The worker's side of a run
+
+
+class Capture:
+    """The run's output, in a private mapping of its own: never copied onto the worker's heap
+    (which the next run inherits), and unmapped once the reply is sent."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        # stdout, stderr, the status bytes, and room to drain what is past the limit.
+        self.memory = mmap.mmap(-1, 2 * limit + STATUS_BYTES + CHUNK, flags=mmap.MAP_PRIVATE)
+        self.view = memoryview(self.memory)
+        self.regions = {
+            "stdout": (0, limit),
+            "stderr": (limit, limit),
+            "status": (2 * limit, STATUS_BYTES),
+        }
+        self.sizes = dict.fromkeys(self.regions, 0)
+        self.truncated = dict.fromkeys(self.regions, False)
+        self.discard = self.view[2 * limit + STATUS_BYTES :]
+
+    def read(self, fd, stream):
+        """One read from `fd` into the stream's region; False at end of file."""
+        start, room = self.regions[stream]
+        used = self.sizes[stream]
+        target = self.view[start + used : start + room] if used < room else self.discard
+        try:
+            count = os.readv(fd, [target])
+        finally:
+            if target is not self.discard:
+                target.release()
+        if count and used >= room:
+            self.truncated[stream] = True
+        else:
+            self.sizes[stream] += count
+        return count > 0
+
+    def drain(self, fd, stream):
+        """What is still buffered, without waiting for writers (they are dead by now)."""
+        os.set_blocking(fd, False)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self.read(fd, stream):
+                pass
+
+    def status(self):
+        start, _ = self.regions["status"]
+        return bytes(self.view[start : start + 3])
+
+    def payload(self):
+        return [
+            self.view[0 : self.sizes["stdout"]],
+            self.view[self.limit : self.limit + self.sizes["stderr"]],
+        ]
+
+    def close(self):
+        self.discard.release()
+        self.view.release()
+        self.memory.close()
+
+
+class Worker:
+    def __init__(self, args):
+        def values(flag):
+            return [args[i + 1] for i, arg in enumerate(args) if arg == flag]
+
+        self.own_namespace = "--own-pid-namespace" in args
+        self.require_seccomp = "--require-seccomp" in args
+        run_uid, run_gid = values("--run-uid"), values("--run-gid")
+        self.identity = Identity(
+            int(run_uid[0]) if run_uid else None, int(run_gid[0]) if run_gid else None
+        )
+        work = os.path.realpath(values("--work")[0])
+        scratch = [os.path.realpath(place) for place in values("--scratch")]
+        self.places = Places(work, scratch, self.identity)
+        self.oom = OomCounter(values("--oom-counter"))
+        self.ctypes, self.libc = load_libc()
+        self.seccomp = None
+        self.pid = os.getpid()
+        self.channel_in, self.channel_out = 0, 1
+        self.child = self.child_status = None
+
+    def start(self):
+        """Lock the worker down, greet the host and take its configuration."""
+        # Stray children must not make the worker die of SIGPIPE or stop on SIGINT.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            prctl(self.libc, self.ctypes, PR_SET_DUMPABLE, 0)
+            self.identity.narrow(self.libc, self.ctypes)
+        except OSError as exc:
+            raise Refused(f"cannot lock the worker down: {exc.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.setsid()  # a process group of its own, apart from the runs'
+        self.channel_in, self.channel_out = os.dup(0), os.dup(1)
+        # The run's output goes to its own pipes; the worker's 0/1 must not be inherited.
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.close(null)
+        hello = {"ready": True, "pid": self.pid, "oom_kills": self.oom.read()}
+        write_all(self.channel_out, frame(hello))
+        config = read_frame(self.channel_in, MAX_CONFIG)
+        if config is None:
+            return False
+        program = config.get("seccomp")
+        if program:
+            self.seccomp = SeccompProgram(self.ctypes, self.libc, base64.b64decode(program))
+        elif self.require_seccomp:
+            raise Refused("this sandbox needs a system-call filter and the host sent none")
+        return True
+
+    def serve(self):
+        # What the worker has allocated so far is never collected in a run's process: a
+        # collection there would touch (and copy) every page of it.
+        gc.freeze()
+        while True:
+            pipes = Pipes()
+            self.child, self.child_status = self.fork(), None
+            if self.child == 0:
+                spare(self, pipes)
+            for fd in pipes.child_ends():
+                os.close(fd)
+            reply, capture = self.supervise(pipes)
+            if reply is None:
+                return  # the host is gone
+            payload = capture.payload() if capture is not None else []
+            try:
+                write_all(self.channel_out, frame(reply), *payload)
+            finally:
+                for view in payload:
+                    view.release()
+                if capture is not None:
+                    capture.close()
+            if reply.get("retire"):
+                return
+
+    def fork(self):
+        # Right after a run, its processes may still be counted (unreaped) against the
+        # sandbox's process limit: try again for a moment.
+        deadline = time.monotonic() + KILL_BUDGET_S
+        while True:
+            try:
+                return os.fork()
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise
+                self.reap()
+                time.sleep(0.005)
+
+    def reap(self):
+        """Collect exited children, keeping the spare's status; as the namespace's init,
+        every orphan the run left too."""
+        target = -1 if self.pid == 1 else self.child
+        if not target:
+            return
+        while True:
+            try:
+                pid, status = os.waitpid(target, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.child:
+                self.child_status = status
+            if target != -1:
+                return
+
+    def supervise(self, pipes):
+        """One request, from the spare's set-up to the reply; (None, None) when the host left."""
+        setup = self.wait_for_setup(pipes.setup_r)
+        os.close(pipes.setup_r)
+        if setup.get("eof"):
+            self.finish(pipes, None)
+            return None, None
+        if "error" in setup:
+            self.finish(pipes, None)
+            retire = setup.get("retire") or self.clean_up(keep=False)
+            reply = {
+                "id": setup.get("id"),
+                "error": setup["error"],
+                "retire": retire,
+                "before_run": True,
+                "fatal": bool(setup.get("fatal")),
+            }
+            return reply, None
+        capture = Capture(int(setup["output_bytes"]))
+        oom_before = self.oom.read()
+        started = time.monotonic()
+        exited_at, timed_out = self.watch(pipes, capture, started + float(setup["timeout_s"]))
+        exit_status = self.finish(pipes, capture)
+        if os.WIFSIGNALED(exit_status):
+            exit_code = -os.WTERMSIG(exit_status)
+        else:
+            exit_code = os.WEXITSTATUS(exit_status)
+        retire = self.clean_up(keep=bool(setup["keep"]))
+        oom_after = self.oom.read()
+        oom_killed = oom_after is not None and oom_before is not None and oom_after > oom_before
+        reply = {
+            "id": setup["id"],
+            "exit_code": None if timed_out else exit_code,
+            "timed_out": timed_out,
+            # A MemoryError in the run, or the kernel's OOM killer in the sandbox's cgroup.
+            "oom_killed": oom_killed or capture.status().startswith(b"oom"),
+            "oom_kills": oom_after,
+            "duration_s": (exited_at or time.monotonic()) - started,
+            "stdout_len": capture.sizes["stdout"],
+            "stderr_len": capture.sizes["stderr"],
+            "stdout_truncated": capture.truncated["stdout"],
+            "stderr_truncated": capture.truncated["stderr"],
+            "retire": retire,
+        }
+        return reply, capture
+
+    def wait_for_setup(self, setup_r):
+        """The spare's report once it has its request; an error if it died without one."""
+        exit_fd = pid_fd(self.child)
+        watched = [setup_r] if exit_fd is None else [setup_r, exit_fd]
+        try:
+            while True:
+                readable, _, _ = select.select(watched, [], [], 1.0 if exit_fd else 0.02)
+                if setup_r in readable:
+                    try:
+                        message = read_frame(setup_r, MAX_SETUP)
+                    except (OSError, ValueError) as exc:
+                        message = {"error": f"the run's set-up failed: {exc}", "retire": "set-up"}
+                    if message is not None:
+                        return message
+                    break  # the spare closed it without a word
+                self.reap()
+                exited = exit_fd in readable or self.child_status is not None
+                # It may have written its report just before exiting.
+                if exited and not select.select([setup_r], [], [], 0)[0]:
+                    break
+        finally:
+            if exit_fd is not None:
+                os.close(exit_fd)
+        return {"error": "the run's process died before it started", "retire": "out of step"}
+
+    def watch(self, pipes, capture, deadline):
+        """Collect the run's output until it exits or its time is up: (exited_at, timed_out)."""
+        streams = {pipes.stdout_r: "stdout", pipes.stderr_r: "stderr", pipes.status_r: "status"}
+        open_fds = set(streams)
+        exit_fd = pid_fd(self.child)
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        if exit_fd is not None:
+            poller.register(exit_fd, select.POLLIN)
+        # No events asked for: only an error (the host closed its end) is reported for it.
+        poller.register(self.channel_out, 0)
+        exited_at = None
+        try:
+            while True:
+                now = time.monotonic()
+                if exited_at is None:
+                    self.reap()
+                    if self.child_status is not None:
+                        exited_at = now
+                        if exit_fd is not None:
+                            poller.unregister(exit_fd)
+                if exited_at is not None and (not open_fds or now - exited_at > 0.05):
+                    return exited_at, False  # exited, its output read (or held by strays)
+                if now >= deadline:
+                    return exited_at, exited_at is None
+                if exited_at is not None or exit_fd is None:
+                    wait = 0.005
+                else:
+                    wait = 0.02 if self.pid == 1 else 1.0  # init reaps orphans as it goes
+                for fd, _ in poller.poll(max(0.0, min(deadline - now, wait)) * 1000):
+                    if fd == self.channel_out:
+                        self.kill_rest()
+                        os._exit(0)  # the host is gone: nobody waits for this run
+                    if fd in open_fds and not capture.read(fd, streams[fd]):
+                        open_fds.discard(fd)
+                        poller.unregister(fd)
+        finally:
+            if exit_fd is not None:
+                os.close(exit_fd)
+
+    def finish(self, pipes, capture):
+        """Kill what is left of the run, collect what it wrote, close its pipes; the spare's
+        wait status."""
+        self.kill_rest()
+        streams = {pipes.stdout_r: "stdout", pipes.stderr_r: "stderr", pipes.status_r: "status"}
+        for fd, stream in streams.items():
+            if capture is not None:
+                capture.drain(fd, stream)
+            os.close(fd)
+        deadline = time.monotonic() + KILL_BUDGET_S
+        while self.child_status is None and time.monotonic() < deadline:
+            self.reap()
+            if self.child_status is None:
+                time.sleep(0.0005)
+        return self.child_status if self.child_status is not None else signal.SIGKILL
+
+    def kill_rest(self):
+        """Kill every process the run started, however it detached itself."""
+        with self.identity.acting():
+            if self.own_namespace:
+                # Alone in a PID namespace, every process but its init and the worker belongs
+                # to the run: kill(-1) reaches children that double-forked or left the session.
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)
+            else:
+                with contextlib.suppress(OSError):
+                    os.killpg(self.child, signal.SIGKILL)
+
+    def survivors(self):
+        """Processes of the run still alive (knowable only alone in a PID namespace)."""
+        if not self.own_namespace:
+            return []
+        alive = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in (1, self.pid):
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as handle:
+                    state = handle.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in (b"Z", b"X"):
+                alive.append(int(name))
+        return alive
+
+    def clean_up(self, keep):
+        """After a run: no process of it alive, its places empty. None, or why to retire."""
+        deadline = time.monotonic() + KILL_BUDGET_S
+        while True:
+            self.reap()
+            alive = self.survivors()
+            if not alive:
+                break
+            if time.monotonic() > deadline:
+                return f"processes {alive[:5]} of the run survived SIGKILL"
+            self.kill_rest()
+            time.sleep(0.001)
+        try:
+            return self.places.restore(keep)
+        except OSError as exc:
+            return f"cannot restore the working directories: {exc.strerror}"
 
 
 def pid_fd(pid):
@@ -201,177 +889,17 @@ def pid_fd(pid):
         return None
 
 
-def kill_rest(pid, own_namespace):
-    """Kill every process the run started, however it detached itself."""
-    if own_namespace:
-        # Alone in a PID namespace, every other process but its init belongs to the run:
-        # kill(-1) reaches children that double-forked or left the session too.
-        with contextlib.suppress(OSError):
-            os.kill(-1, signal.SIGKILL)
-    else:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-
-
-def wipe_scratch(scratch):
-    for place in scratch:
-        with contextlib.suppress(OSError):
-            wipe(place)
-
-
-def execute(request, directory, own_namespace, scratch=()):
-    if request.get("fresh", True):
-        wipe(directory)
-        wipe_scratch(scratch)
-    place_files(directory, request.get("files", {}))
-    if request.get("code") is not None:
-        with open(os.path.join(directory, MAIN), "w", encoding="utf-8") as handle:
-            handle.write(request["code"])
-    limit = int(request.get("output_bytes", 1 << 20))
-    timeout = float(request.get("timeout_s", 10.0))
-    stdin_r, stdin_w = os.pipe()
-    stdout_r, stdout_w = os.pipe()
-    stderr_r, stderr_w = os.pipe()
-    status_r, status_w = os.pipe()
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        for fd in (stdin_w, stdout_r, stderr_r, status_r):
-            os.close(fd)
-        child(request, directory, (stdin_r, stdout_w, stderr_w), status_w)
-    for fd in (stdin_r, stdout_w, stderr_w, status_w):
-        os.close(fd)
-    pending_input = base64.b64decode(request.get("stdin") or "")
-    if not pending_input:
-        os.close(stdin_w)
-        stdin_w = None
-    else:
-        os.set_blocking(stdin_w, False)
-    captured = {stdout_r: bytearray(), stderr_r: bytearray()}
-    truncated = {stdout_r: False, stderr_r: False}
-    open_fds = [stdout_r, stderr_r, status_r]
-    status = bytearray()
-    # Readable when the child exits, so the wait below wakes at once rather than polling.
-    exit_fd = pid_fd(pid)
-    deadline = started + timeout
-    exit_status = None
-    timed_out = False
-    exited_at = None
-    while True:
-        now = time.monotonic()
-        if exit_status is None:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                exit_status, exited_at = wait_status, now
-        if exit_status is not None and (not open_fds or now - exited_at > 0.05):
-            break  # exited, and its output is read (or held open by stray children)
-        if now >= deadline:
-            timed_out = exit_status is None
-            break
-        writers = [stdin_w] if stdin_w is not None else []
-        watched = list(open_fds)
-        if exit_status is None and exit_fd is not None:
-            watched.append(exit_fd)
-        wait = min(deadline - now, 0.005 if exit_status is not None or exit_fd is None else 1.0)
-        readable, writable, _ = select.select(watched, writers, [], max(wait, 0))
-        for fd in readable:
-            if fd == exit_fd:
-                continue
-            data = os.read(fd, CHUNK)
-            if not data:
-                open_fds.remove(fd)
-                continue
-            if fd == status_r:
-                status += data
-                continue
-            room = limit - len(captured[fd])
-            if len(data) > room:
-                truncated[fd] = True
-            captured[fd] += data[: max(room, 0)]
-        if writable:
-            try:
-                sent = os.write(stdin_w, pending_input[:CHUNK])
-                pending_input = pending_input[sent:]
-            except (BrokenPipeError, BlockingIOError) as exc:
-                if isinstance(exc, BrokenPipeError):
-                    pending_input = b""
-            if not pending_input:
-                os.close(stdin_w)
-                stdin_w = None
-    kill_rest(pid, own_namespace)
-    if exit_status is None:
-        _, exit_status = os.waitpid(pid, 0)
-    duration = (exited_at or time.monotonic()) - started
-    for fd in open_fds:
-        # Whatever is still buffered, without waiting for stray writers (they are dead now).
-        os.set_blocking(fd, False)
-        try:
-            while len(captured.get(fd, b"")) < limit or fd == status_r:
-                data = os.read(fd, CHUNK)
-                if not data:
-                    break
-                if fd == status_r:
-                    status += data
-                else:
-                    room = limit - len(captured[fd])
-                    truncated[fd] = truncated[fd] or len(data) > room
-                    captured[fd] += data[:room]
-        except BlockingIOError:
-            pass
-    for fd in (stdout_r, stderr_r, status_r):
-        os.close(fd)
-    if exit_fd is not None:
-        os.close(exit_fd)
-    if stdin_w is not None:
-        os.close(stdin_w)
-    if os.WIFSIGNALED(exit_status):
-        exit_code = -os.WTERMSIG(exit_status)
-    else:
-        exit_code = os.WEXITSTATUS(exit_status)
-    make_writable(directory)
-    if not request.get("keep", False):
-        wipe(directory)  # free the space now: a tmpfs holds it in memory
-        wipe_scratch(scratch)
-    return {
-        "stdout": base64.b64encode(bytes(captured[stdout_r])).decode(),
-        "stderr": base64.b64encode(bytes(captured[stderr_r])).decode(),
-        "stdout_truncated": truncated[stdout_r],
-        "stderr_truncated": truncated[stderr_r],
-        "exit_code": None if timed_out else exit_code,
-        "timed_out": timed_out,
-        "memory_error": bytes(status).startswith(b"oom"),
-        "duration_s": duration,
-    }
-
-
 def main():
-    args = sys.argv[1:]
-    directory = os.path.realpath(args[args.index("--work") + 1])
-    own_namespace = "--own-pid-namespace" in args
-    once = "--once" in args
-    scratch = [args[i + 1] for i, arg in enumerate(args) if arg == "--scratch"]
-    os.makedirs(directory, exist_ok=True)
-    # Stray children must not make the worker die of SIGPIPE or stop on SIGINT.
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stdin, stdout = os.dup(0), os.dup(1)
-    # The run's output goes to its own pipes; the worker's 0/1 must not be inherited.
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    if not once:
-        write_frame(stdout, {"ready": True, "pid": os.getpid()})
-    while True:
-        request = read_frame(stdin)
-        if request is None:
-            return
-        try:
-            reply = execute(request, directory, own_namespace, scratch)
-        except Exception as exc:
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
-        write_frame(stdout, reply)
-        if once:
-            return
+    worker = None
+    try:
+        worker = Worker(sys.argv[1:])
+        if worker.start():
+            worker.serve()
+    except Refused as exc:
+        # Nothing runs unless the worker can vouch for how; the host reports why.
+        with contextlib.suppress(OSError):
+            write_all(worker.channel_out if worker else 1, frame({"error": str(exc)}))
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ class Limits:
     def effective_cpu_s(self) -> float:
         return self.cpu_s if self.cpu_s is not None else self.timeout_s + 1.0
 
+    @property
+    def disk_mb(self) -> int:
+        """The size of each in-memory directory a run may write to (working dir, /tmp, ...)."""
+        return max(64, self.file_size_mb)
+
 
 @runtime_checkable
 class SandboxSession(Protocol):

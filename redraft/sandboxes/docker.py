@@ -1,11 +1,12 @@
-"""The Docker sandbox: a warm pool of locked-down containers, one `docker exec` per run.
+"""The Docker sandbox: a warm pool of locked-down containers, one long-lived worker in each.
 
-Each container has no network (loopback only), a read-only root, in-memory /sandbox and /tmp,
-runs as nobody with every capability dropped and no-new-privileges, and is bounded by memory,
-CPU and process limits. Its main process is a tiny Python init that only reaps orphans: each
-run execs `_worker.py --once --own-pid-namespace`, which kills every process of the run when
-it ends (the init, as pid 1, is out of reach of that kill). Out-of-memory kills are read from
-the container's memory cgroup before and after each run.
+Each container has no network (loopback only), a read-only root, in-memory /sandbox, /tmp and
+/dev/shm of bounded size, no-new-privileges, and memory, CPU and process limits. Its init
+(pid 1) and its worker are root with only the capabilities to drop a run to nobody; every run
+is nobody with no capability at all, under the worker's system-call filter. The worker is one
+`docker exec` that lives as long as the container and forks a process per run (see
+`_worker.py`); it kills every process of a run when it ends (the init, as pid 1, is out of
+reach of that kill) and reads the container's OOM-kill count around each run.
 
 The docker SDK is an optional extra (`pip install 'redraft[docker]'`), imported on first use.
 """
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
-import re
+import select
 import socket
 import struct
 import threading
@@ -25,6 +25,7 @@ import weakref
 from types import ModuleType
 from typing import Any
 
+from redraft.sandboxes import seccomp
 from redraft.sandboxes.base import (
     ExecResult,
     Limits,
@@ -32,31 +33,49 @@ from redraft.sandboxes.base import (
     SandboxUnavailable,
 )
 from redraft.sandboxes.image import DEFAULT_IMAGE
-from redraft.sandboxes.pool import HOST_GRACE_S, PooledSandbox, WorkerLost
+from redraft.sandboxes.pool import (
+    HOST_GRACE_S,
+    START_TIMEOUT_S,
+    Lost,
+    PooledSandbox,
+    WorkerLost,
+    exchange,
+    lost_run,
+)
 from redraft.sandboxes.protocol import (
     BASE_ENV,
-    HEADER,
-    WORKER_SOURCE,
-    decode_reply,
+    MAX_CONTROL_FRAME,
+    RUN_UID,
+    WorkerGone,
+    WorkerProtocolError,
+    configuration,
     encode_frame,
+    read_greeting,
     worker_argv,
 )
 from redraft.sandboxes.protocol import SANDBOX_SCRATCH_DIRS as SCRATCH_DIRS
 from redraft.sandboxes.protocol import SANDBOX_WORK_DIR as WORK_DIR
+from redraft.sandboxes.seccomp import syscall_filter
 
-USER = "65534:65534"
+# The container's init and each run's worker are root, with only the capabilities to drop a
+# run to its own uid (and its bounding set to nothing); runs are nobody.
+ROOT = "0:0"
+CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"]
 LABEL = "redraft.sandbox"
 SDK_HINT = "the docker sandbox needs the docker SDK: pip install 'redraft[docker]'"
 DAEMON_HINT = "start it (systemctl start docker, or dockerd &) or choose sandbox='bwrap'"
-# Room in the container's cgroup for pid 1, the worker and the tmpfs beside the run itself.
-MEMORY_HEADROOM_MB = 64
+# Room in the container's cgroup for pid 1 and the worker beside the run itself.
+MEMORY_HEADROOM_MB = 32
 # The container's init and the worker, beside the run's own `processes`.
 EXTRA_PIDS = 2
 API_TIMEOUT_S = 30
 # pid 1 of every container: reaps the orphans a run leaves (the worker kills them, someone
-# must wait for them) and exits on SIGTERM. Blocking SIGCHLD and waiting for it loses none.
+# must wait for them) and exits on SIGTERM. Non-dumpable and root, so no run reaches it;
+# blocking SIGCHLD and waiting for it loses none.
 INIT_SOURCE = """\
-import os, signal
+import ctypes, os, signal
+if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:
+    raise SystemExit("cannot make the init non-dumpable")
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
 while True:
@@ -67,31 +86,21 @@ while True:
         pass
     signal.sigtimedwait([signal.SIGCHLD], 60)
 """
-# Around the worker: the cgroup's OOM-kill count before and after the run, on the exec's
-# stderr (the worker keeps its own stderr; a run never sees it). cgroup v1, then v2.
-OOM_PROBE = """\
-def _redraft_oom_kills():
-    for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
-        try:
-            with open(path) as handle:
-                for line in handle:
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
-        except (OSError, ValueError):
-            pass
-    return -1
+# Where a container's processes read its memory cgroup's OOM-kill count: v1, then v2.
+OOM_COUNTERS = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
+COUNT_OOM = f"""
+for path in {OOM_COUNTERS!r}:
+    try:
+        print(next(int(l.split()[1]) for l in open(path) if l.startswith("oom_kill ")))
+        break
+    except (OSError, StopIteration, ValueError):
+        pass
 """
-OOM_MARK = "redraft-oom-kills:"
-WRAPPED_WORKER = (
-    OOM_PROBE
-    + f"import sys as _s; _s.stderr.write('{OOM_MARK}%d\\n' % _redraft_oom_kills()); "
-    + "_s.stderr.flush()\n"
-    + WORKER_SOURCE
-    + f"\n_s.stderr.write('{OOM_MARK}%d\\n' % _redraft_oom_kills())\n"
-)
-COUNT_OOM = OOM_PROBE + "print(_redraft_oom_kills())\n"
-_OOM_LINE = re.compile(rf"^{OOM_MARK}(-?\d+)$", re.M)
 STREAM_HEADER = struct.Struct(">BxxxL")
+# What the exec's stderr may hold: a traceback if the worker crashed.
+STDERR_CAP = 64 << 10
+# A greeting's frame header: what the worker may send before it is asked for anything else.
+HEADER_BYTES = 8
 
 
 def docker_sdk() -> ModuleType:
@@ -133,24 +142,114 @@ class ContainerGone(WorkerLost):
     """A container could not even start a run: it is no longer there."""
 
 
+class ExecStream:
+    """Docker's multiplexed exec stream, demultiplexed as it is read, with bounds on both.
+
+    stdout carries the worker's frames: at most `budget` bytes may arrive before the host asks
+    for more (`allow`), so a worker that floods it is a `WorkerProtocolError`, not memory the
+    host holds. stderr keeps its first `STDERR_CAP` bytes. A stream number other than 1 or 2
+    is a `WorkerProtocolError` too.
+    """
+
+    def __init__(self, sock: socket.socket, budget: int) -> None:
+        self.sock = sock
+        self.budget = budget
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.ended = False
+        self._header = bytearray()
+        self._stream = 0
+        self._left = 0  # bytes of the current chunk still to come
+
+    def allow(self, budget: int) -> None:
+        """What the next reply may hold, beyond what is already here."""
+        self.budget = budget
+
+    def send(self, data: bytes, deadline: float) -> None:
+        self.sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise TimeoutError from None
+
+    def read_exact(self, size: int, deadline: float) -> bytes:
+        while len(self.stdout) < size:
+            if self.ended:
+                raise WorkerGone("the exec stream ended")
+            self._receive(deadline)
+        data = bytes(self.stdout[:size])
+        del self.stdout[:size]
+        return data
+
+    def read_to_end(self, deadline: float) -> None:
+        while not self.ended:
+            self._receive(deadline)
+
+    def pending(self) -> bool:
+        if not (self.stdout or self.ended) and select.select([self.sock], [], [], 0)[0]:
+            with contextlib.suppress(TimeoutError):
+                self._receive(time.monotonic() + 0.01)
+        return bool(self.stdout) or self.ended
+
+    def _receive(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except TimeoutError:
+            raise TimeoutError from None
+        if not chunk:
+            self.ended = True
+            return
+        view = memoryview(chunk)
+        while view:
+            if self._left == 0:
+                need = STREAM_HEADER.size - len(self._header)
+                self._header += view[:need]
+                view = view[need:]
+                if len(self._header) < STREAM_HEADER.size:
+                    return
+                self._stream, self._left = STREAM_HEADER.unpack(self._header)
+                self._header.clear()
+                if self._stream not in (1, 2):
+                    raise WorkerProtocolError(f"the exec stream has a stream {self._stream}")
+                continue
+            part, view = view[: self._left], view[self._left :]
+            self._left -= len(part)
+            if self._stream == 1:
+                self.budget -= len(part)
+                if self.budget < 0:
+                    raise WorkerProtocolError("the worker wrote more to its channel than asked for")
+                self.stdout += part
+            elif len(self.stderr) < STDERR_CAP:
+                self.stderr += part[: STDERR_CAP - len(self.stderr)]
+
+
 class Container:
-    """One warm sandbox container and the runs it executes, one at a time (a pool `Worker`)."""
+    """One warm sandbox container and the worker in it, a run at a time (a pool `Worker`).
+
+    The worker is one `docker exec` that lives as long as the container: a run costs a
+    request and a reply over its stream, not an exec of its own.
+    """
 
     work_dir = WORK_DIR
 
     def __init__(self, sandbox: DockerSandbox) -> None:
         self.sandbox = sandbox
         self.healthy = True
+        self.retired: str | None = None
         self.memory_mb = sandbox.limits.memory_mb
-        self.oom_kills = -1
         client = sandbox.client
         errors = docker_sdk().errors
         limits = sandbox.limits
+        disk = f"size={limits.disk_mb}m,mode=1777"
         try:
             created = client.api.create_container(
                 sandbox.image,
                 command=[sandbox.python, "-I", "-S", "-c", INIT_SOURCE],
-                user=USER,
+                user=ROOT,
                 working_dir=WORK_DIR,
                 environment=dict(BASE_ENV),
                 labels={LABEL: "1", f"{LABEL}.owner": sandbox.owner},
@@ -159,10 +258,15 @@ class Container:
                     network_mode="none",
                     read_only=True,
                     tmpfs={
-                        WORK_DIR: f"rw,exec,nosuid,nodev,size={_tmpfs_mb(limits)}m,mode=1777",
-                        "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777",
+                        WORK_DIR: f"rw,exec,nosuid,nodev,{disk}",
+                        "/tmp": f"rw,noexec,nosuid,nodev,{disk}",
+                        # Over Docker's mqueue mount: creating a file there makes a POSIX
+                        # message queue, which would outlive the run.
+                        "/dev/mqueue": "ro,noexec,nosuid,nodev,size=4k,mode=0555",
                     },
+                    shm_size=f"{limits.disk_mb}m",
                     cap_drop=["ALL"],
+                    cap_add=CAPABILITIES,
                     security_opt=["no-new-privileges"],
                     mem_limit=_memory_bytes(limits.memory_mb),
                     memswap_limit=_memory_bytes(limits.memory_mb),
@@ -181,56 +285,71 @@ class Container:
             raise SandboxError(f"the docker sandbox could not create a container: {exc}") from None
         except errors.DockerException as exc:
             raise SandboxUnavailable(_daemon_message(exc)) from None
-        self.worker_argv = worker_argv(
-            sandbox.python,
-            WORK_DIR,
-            own_pid_namespace=True,
-            once=True,
-            scratch=SCRATCH_DIRS,
-            source=WRAPPED_WORKER,  # the worker, wrapped in the OOM count: one request each
-        )
         sandbox._track(self.id)
         try:
             client.api.start(self.id)
+            self.stream, self.exec_id = self._start_worker()
         except errors.DockerException as exc:
             self.kill()
             raise SandboxError(f"the docker sandbox could not start a container: {exc}") from None
+        except BaseException:
+            self.kill()
+            raise
+
+    def _start_worker(self) -> tuple[ExecStream, str]:
+        argv = worker_argv(
+            self.sandbox.python,
+            WORK_DIR,
+            own_pid_namespace=True,
+            scratch=SCRATCH_DIRS,
+            run_uid=RUN_UID,
+            oom_counters=OOM_COUNTERS,
+        )
+        sock, exec_id = self._start_exec(argv)
+        stream = ExecStream(sock, MAX_CONTROL_FRAME + HEADER_BYTES)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        try:
+            greeting = read_greeting(stream, deadline, backend="docker")
+            stream.send(encode_frame(configuration(syscall_filter(greeting.pid))), deadline)
+        except (OSError, TimeoutError) as exc:
+            _close(sock)
+            reason = bytes(stream.stderr).decode(errors="replace").strip().splitlines()
+            detail = reason[-1] if reason else repr(exc)
+            raise SandboxError(f"the docker sandbox's worker did not start: {detail}") from None
+        except BaseException:
+            _close(sock)
+            raise
+        self.oom_kills = greeting.oom_kills
+        return stream, exec_id
 
     def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult:
-        # Every container's runs are uid 65534, and RLIMIT_NPROC counts a uid's processes
-        # host-wide: one run's fork bomb would stop another container's forks. The
-        # container's pids limit bounds the run's processes instead, on its own.
-        request = {**request, "processes": None}
+        # The container's memory and pids limits bound the run as a whole: no address-space
+        # rlimit to starve its threads, and no RLIMIT_NPROC, which counts a uid's processes
+        # host-wide (every container's runs are nobody: one run's fork bomb would stop
+        # another container's forks).
+        request = {**request, "memory_mb": None, "processes": None}
         if self.memory_mb != limits.memory_mb:
             self._set_memory(limits.memory_mb)
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
+        self.stream.allow(MAX_CONTROL_FRAME + 2 * int(request["output_bytes"]))
         try:
-            stdout, stderr, exec_id = self._exec(self.worker_argv, encode_frame(request), deadline)
-        except ContainerGone:
+            outcome = exchange(self, self.stream, request, deadline, "docker")
+        except WorkerLost as exc:
+            raise ContainerGone(str(exc)) from None
+        if isinstance(outcome, Lost):
+            oom = False
+            if not outcome.hung:
+                # The worker itself died (the OOM killer may pick it): count from outside.
+                after = self._count_oom_kills()
+                before = self.oom_kills
+                oom = (after > before) if after >= 0 and before is not None else False
+                oom = oom or (after < 0 and self._exit_code() == 137)
             self.kill()
-            raise
-        except TimeoutError:
-            # The worker hung past its own deadline: the container goes, with what it holds.
-            self.kill()
-            return self._lost(limits, timed_out=True, oom=False)
-        except OSError as exc:
-            self.kill()
-            raise SandboxError(f"the docker sandbox lost its container: {exc}") from None
-        counts = [int(n) for n in _OOM_LINE.findall(stderr.decode(errors="replace"))]
-        before = counts[0] if counts else self.oom_kills
-        reply = _frame(stdout)
-        if reply is None:
-            # The worker itself died (the OOM killer may pick it): count from outside.
-            after = self._count_oom_kills()
-            self.kill()
-            oom = after > before >= 0 or (self._exit_code(exec_id) == 137 and after < 0)
-            return self._lost(limits, timed_out=False, oom=oom)
-        after = counts[-1] if len(counts) > 1 else before
-        self.oom_kills = after
-        return decode_reply(reply, backend="docker", oom_killed=after > before >= 0)
+            return lost_run("docker", limits, timed_out=outcome.hung, oom=oom)
+        self.oom_kills = outcome.oom_kills
+        return outcome.result
 
-    def _exec(self, argv: list[str], data: bytes, deadline: float) -> tuple[bytes, bytes, str]:
-        """Run `argv` in the container with `data` on its stdin; its stdout and stderr."""
+    def _start_exec(self, argv: list[str]) -> tuple[socket.socket, str]:
         api = self.sandbox.client.api
         errors = docker_sdk().errors
         try:
@@ -240,7 +359,7 @@ class Container:
                 stdin=True,
                 stdout=True,
                 stderr=True,
-                user=USER,
+                user=ROOT,
                 environment=dict(BASE_ENV),
                 workdir=WORK_DIR,
             )["Id"]
@@ -249,30 +368,25 @@ class Container:
             # Nothing ran: the container is gone (its init was killed, or someone removed it).
             raise ContainerGone(str(exc)) from None
         sock: socket.socket = getattr(raw, "_sock", raw)
-        try:
-            if data:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                sock.sendall(data)
-            streams = _demultiplex(sock, deadline)
-        finally:
-            with contextlib.suppress(OSError):
-                raw.close()
-            with contextlib.suppress(OSError):
-                sock.close()
-        return streams[1], streams[2], exec_id
+        return sock, exec_id
 
     def _count_oom_kills(self) -> int:
         try:
-            out, _, _ = self._exec(
-                [self.sandbox.python, "-I", "-S", "-c", COUNT_OOM], b"", time.monotonic() + 10
-            )
-            return int(out.decode().strip() or -1)
-        except (OSError, ValueError):
+            sock, _ = self._start_exec([self.sandbox.python, "-I", "-S", "-c", COUNT_OOM])
+        except ContainerGone:
             return -1
+        stream = ExecStream(sock, 4096)
+        try:
+            stream.read_to_end(time.monotonic() + 10)
+            return int(bytes(stream.stdout).decode().strip() or -1)
+        except (OSError, ValueError, WorkerProtocolError):
+            return -1
+        finally:
+            _close(sock)
 
-    def _exit_code(self, exec_id: str) -> int | None:
+    def _exit_code(self) -> int | None:
         with contextlib.suppress(Exception):
-            code = self.sandbox.client.api.exec_inspect(exec_id).get("ExitCode")
+            code = self.sandbox.client.api.exec_inspect(self.exec_id).get("ExitCode")
             return int(code) if code is not None else None
         return None
 
@@ -289,68 +403,25 @@ class Container:
             ) from None
         self.memory_mb = memory_mb
 
-    def _lost(self, limits: Limits, *, timed_out: bool, oom: bool) -> ExecResult:
-        return ExecResult(
-            stdout="",
-            stderr="" if timed_out or oom else "the docker sandbox's worker died",
-            exit_code=None if timed_out else -9,
-            timed_out=timed_out,
-            oom_killed=oom,
-            duration_s=limits.timeout_s if timed_out else 0.0,
-            backend="docker",
-        )
+    def retire(self, reason: str) -> None:
+        """Never to be given another run (the pool removes it when it comes back)."""
+        self.healthy = False
+        self.retired = reason
 
     def kill(self) -> None:
         self.healthy = False
+        if hasattr(self, "stream"):
+            _close(self.stream.sock)
         self.sandbox._remove(self.id)
 
 
-def _tmpfs_mb(limits: Limits) -> int:
-    return max(64, limits.file_size_mb)
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _memory_bytes(memory_mb: int) -> int:
     return (memory_mb + MEMORY_HEADROOM_MB) << 20
-
-
-def _demultiplex(sock: socket.socket, deadline: float) -> dict[int, bytes]:
-    """Docker's multiplexed exec stream until its end: stream number (1, 2) to its bytes."""
-    buffer = bytearray()
-    streams: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(1 << 16)
-        except TimeoutError:
-            raise TimeoutError from None
-        if not chunk:
-            return {key: bytes(value) for key, value in streams.items()}
-        buffer += chunk
-        while len(buffer) >= STREAM_HEADER.size:
-            kind, size = STREAM_HEADER.unpack_from(buffer)
-            end = STREAM_HEADER.size + size
-            if len(buffer) < end:
-                break
-            streams.setdefault(kind, bytearray()).extend(buffer[STREAM_HEADER.size : end])
-            del buffer[:end]
-
-
-def _frame(data: bytes) -> dict[str, Any] | None:
-    """The worker's one reply frame, if it is all there."""
-    if len(data) < HEADER.size:
-        return None
-    (size,) = HEADER.unpack_from(data)
-    body = data[HEADER.size : HEADER.size + size]
-    if len(body) < size:
-        return None
-    try:
-        reply: dict[str, Any] = json.loads(body)
-    except ValueError:
-        return None
-    return reply
 
 
 def _remove_containers(client: Any, ids: set[str]) -> None:
@@ -400,6 +471,7 @@ class DockerSandbox(PooledSandbox):
 
     def check(self) -> None:
         """Raise SandboxUnavailable, naming the fix, unless containers can run here."""
+        seccomp.check()
         docker = docker_sdk()
         client = self.client
         try:

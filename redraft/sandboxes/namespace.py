@@ -1,11 +1,12 @@
 """The namespace sandbox: bubblewrap, the default on Linux.
 
-Each worker is an interpreter in new user, PID, network, IPC, UTS and cgroup namespaces: no
-network but its own loopback, the system directories and the interpreter bound read-only,
-an empty in-memory working directory, no host process visible, no capability, no variable
-of the host's environment. rlimits bound every process, a cgroup (where the host allows one)
-bounds the sandbox as a whole, and at the end of each run every process the run started is
-killed, however it detached itself.
+Each worker is an interpreter in new PID, network, IPC, UTS and cgroup namespaces (and a user
+namespace unless root): no network but its own loopback, the system directories and the
+interpreter bound read-only, in-memory working and scratch directories of bounded size, a
+read-only /dev, no host process visible, no variable of the host's environment. rlimits bound
+every process, a cgroup (where the host allows one) bounds the sandbox as a whole, every run
+starts under a system-call filter, and at the end of each run every process the run started
+is killed, however it detached itself.
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from redraft.sandboxes import seccomp
 from redraft.sandboxes.base import Limits, SandboxUnavailable
+from redraft.sandboxes.cgroups import Cgroup
 from redraft.sandboxes.pool import LaunchSpec, PooledSandbox
+from redraft.sandboxes.protocol import RUN_UID, worker_argv
 from redraft.sandboxes.protocol import SANDBOX_SCRATCH_DIRS as SCRATCH_DIRS
 from redraft.sandboxes.protocol import SANDBOX_WORK_DIR as WORK_DIR
-from redraft.sandboxes.protocol import worker_argv
 
-# Run as this host uid when redraft runs as root: the kernel does not enforce the process
-# limit for root, and root's files stay out of reach.
+# Run as this host uid when redraft runs as root but has no cgroup to give the sandbox: the
+# kernel does not enforce the process limit for root, and root's files stay out of reach.
 NOBODY = 65534
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What a Python program commonly reads from /etc; nothing secret.
 ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/mime.types")
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap), or use sandbox='docker'"
+NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts")
 
 
 class NamespaceSandbox(PooledSandbox):
@@ -36,6 +40,12 @@ class NamespaceSandbox(PooledSandbox):
     `python` is the interpreter inside (default: the system's python3, so only the standard
     library is importable); `ro_binds` adds host paths, read-only, at the same place inside
     (e.g. a virtual environment with the packages the code may import).
+
+    Run by root with a cgroup for the sandbox, the worker is root in the sandbox with only the
+    capabilities to drop a run's, and each run has a uid of its own (nobody): the kernel then
+    keeps the run away from the worker whatever the system-call filter allows. Otherwise
+    (not root) the worker and the run share the caller's uid in a user namespace, and the
+    worker's non-dumpability and the filter keep them apart.
     """
 
     backend = "bwrap"
@@ -59,30 +69,49 @@ class NamespaceSandbox(PooledSandbox):
         self.user = NOBODY if os.geteuid() == 0 else None
         self._checked = False
 
-    def _launch(self) -> LaunchSpec:
+    def _ready(self) -> None:
         if not self._checked:
             self.check()
-        return LaunchSpec(argv=self.command(), work_dir=WORK_DIR, user=self.user)
 
-    def command(self) -> list[str]:
+    def _launch(self, cgroup: Cgroup | None) -> LaunchSpec:
+        # Root with a cgroup: the worker stays root (capabilities to change uid only) and
+        # runs get a uid of their own. The cgroup bounds the processes of that shared uid.
+        separate_uid = self.user is not None and cgroup is not None
+        return LaunchSpec(
+            argv=self.command(separate_uid=separate_uid),
+            work_dir=WORK_DIR,
+            user=None if separate_uid else self.user,
+        )
+
+    def command(self, *, separate_uid: bool = False) -> list[str]:
         """The bwrap command line of one worker."""
-        argv = [
-            self.bwrap or "bwrap",
-            "--unshare-all",  # user, pid, net, ipc, uts, cgroup: loopback is the only interface
-            "--die-with-parent",
+        argv = [self.bwrap or "bwrap", *NAMESPACES, "--unshare-cgroup-try"]
+        if separate_uid:
+            argv += ["--cap-drop", "ALL"]
+            for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+                argv += ["--cap-add", capability]
+        else:
+            # No capability at all, and no further user namespace from inside.
+            argv += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        size = str(self.limits.disk_mb << 20)
+        argv += [
+            # The worker is pid 1: no bwrap init beside it for a run to take over, and what
+            # the run leaves behind is reparented to the worker, which reaps it.
+            "--as-pid-1",
             "--new-session",
-            "--cap-drop",
-            "ALL",
             "--hostname",
             "sandbox",
             "--proc",
             "/proc",
             "--dev",
             "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            WORK_DIR,
+            # Every writable place is an in-memory file system of bounded size.
+            *("--size", size, "--perms", "1777", "--tmpfs", "/dev/shm"),
+            *("--size", size, "--perms", "1777", "--tmpfs", "/tmp"),
+            *("--size", size, "--perms", "1777", "--tmpfs", WORK_DIR),
+            # /dev itself (its nodes) is not one of them.
+            "--remount-ro",
+            "/dev",
             "--chdir",
             WORK_DIR,
         ]
@@ -99,7 +128,11 @@ class NamespaceSandbox(PooledSandbox):
         # Last, once every mount point exists: nothing outside the scratch places is writable.
         argv += ["--remount-ro", "/"]
         return argv + worker_argv(
-            self.python, WORK_DIR, own_pid_namespace=True, scratch=SCRATCH_DIRS
+            self.python,
+            WORK_DIR,
+            own_pid_namespace=True,
+            scratch=SCRATCH_DIRS,
+            run_uid=RUN_UID if separate_uid else None,
         )
 
     def _interpreter_dirs(self) -> list[str]:
@@ -110,10 +143,14 @@ class NamespaceSandbox(PooledSandbox):
         return [str(real.parent.parent)]
 
     def check(self) -> None:
-        """One quick bwrap start, so a machine without namespaces gets a clear error."""
+        """One quick bwrap start and the filter compiled, so a machine that cannot run the
+        sandbox gets a clear error naming the fix."""
+        seccomp.check()
+        # Root runs bwrap itself (no user namespace needed); anyone else needs one.
+        namespaces = NAMESPACES if self.user is not None else ("--unshare-all",)
         probe = [
             self.bwrap or "bwrap",
-            "--unshare-all",
+            *namespaces,
             "--ro-bind",
             "/",
             "/",
@@ -127,9 +164,6 @@ class NamespaceSandbox(PooledSandbox):
                 capture_output=True,
                 text=True,
                 timeout=20,
-                user=self.user,
-                group=self.user,
-                extra_groups=[] if self.user is not None else None,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SandboxUnavailable(f"bwrap could not run: {exc}; {INSTALL_HINT}") from exc

@@ -11,35 +11,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, Generic, Protocol, TypeVar, cast
+from typing import IO, Any, Generic, Protocol, TypeVar
 
-from redraft.sandboxes.base import ExecResult, Files, Limits, Program, SandboxError
+from redraft.sandboxes.base import (
+    ExecResult,
+    Files,
+    Limits,
+    Program,
+    SandboxError,
+    SandboxUnavailable,
+)
 from redraft.sandboxes.cgroups import Cgroup, descendants
 from redraft.sandboxes.protocol import (
     BASE_ENV,
+    PipeTransport,
+    Reply,
+    Transport,
+    WorkerGone,
+    WorkerProtocolError,
+    WorkerRefused,
     build_request,
-    decode_reply,
+    configuration,
     encode_frame,
-    read_frame,
+    read_greeting,
+    read_reply,
 )
+from redraft.sandboxes.seccomp import syscall_filter
 
 START_TIMEOUT_S = 20.0
 # The worker enforces each run's timeout itself; the host kills the whole worker only if it
 # has not answered this long after that.
 HOST_GRACE_S = 5.0
-# Room in the cgroup for the worker and the interpreter's own pages beside the run.
-CGROUP_HEADROOM_MB = 64
-CGROUP_EXTRA_PIDS = 4
-# How many times a run may find its worker gone (a container that died idle) and try anew.
+# Room in the cgroup beside the run itself: the worker, and the interpreter pages it shares.
+CGROUP_HEADROOM_MB = 32
+# How many times a run may find its worker gone (a container that died idle, a worker
+# retired before the run started) and try anew.
 LOST_WORKER_TRIES = 2
+
+SeccompSource = Callable[[int], "bytes | None"]
+"""The system-call filter for a worker's runs, given the worker's pid (None: no filter)."""
 
 
 class Worker(Protocol):
@@ -70,15 +88,78 @@ class LaunchSpec:
     cleanup: Callable[[], None] = field(default=lambda: None)
 
 
-class WorkerProcess:
-    """One running worker."""
+def refused_run(exc: WorkerRefused) -> Exception:
+    """What a run the worker refused raises: lost (to retry elsewhere), unavailable, or an error."""
+    if exc.fatal:
+        return SandboxUnavailable(str(exc))
+    if exc.before_run and exc.retire:
+        return WorkerLost(str(exc))
+    return exc
 
-    def __init__(self, spec: LaunchSpec, *, backend: str, use_cgroup: bool) -> None:
+
+class Retirable(Protocol):
+    def retire(self, reason: str) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The worker died (`hung` False) or stopped answering under the run."""
+
+    hung: bool
+
+
+def exchange(
+    worker: Retirable, transport: Transport, request: dict[str, Any], deadline: float, backend: str
+) -> Reply | Lost:
+    """One request and its checked reply. A worker that lies is killed (WorkerProtocolError);
+    one that refuses, or asks to go, is retired; one that took no request is lost
+    (WorkerLost: the run may go elsewhere); one that dies or hangs under the run is `Lost`,
+    still to be killed by the caller, who may first want to look at it."""
+    try:
+        if transport.pending():  # it died while idle, or said something unasked for
+            raise WorkerGone("its channel is not idle")
+        transport.send(encode_frame(request), deadline)
+    except (OSError, TimeoutError) as exc:
+        worker.kill()
+        raise WorkerLost(f"the {backend} worker took no request ({exc!r})") from None
+    try:
+        reply = read_reply(transport, request, deadline, backend=backend)
+        if transport.pending():
+            raise WorkerProtocolError("the worker sent more than its reply: out of step")
+    except WorkerRefused as exc:
+        if exc.retire:
+            worker.retire(exc.retire)
+        raise refused_run(exc) from None
+    except WorkerProtocolError:
+        worker.kill()
+        raise
+    except (WorkerGone, TimeoutError, OSError) as exc:
+        return Lost(hung=isinstance(exc, TimeoutError))
+    if reply.retire:
+        worker.retire(reply.retire)
+    return reply
+
+
+class WorkerProcess:
+    """One running worker, spoken to over pipes that it is never trusted to keep in step."""
+
+    def __init__(
+        self,
+        spec: LaunchSpec,
+        *,
+        backend: str,
+        cgroup: Cgroup | None = None,
+        seccomp: SeccompSource = lambda _pid: None,
+    ) -> None:
         self.spec = spec
         self.backend = backend
         self.healthy = True
-        self.cgroup = Cgroup.create() if use_cgroup else None
+        self.retired: str | None = None  # why it may not be reused, once it may not
+        self.cgroup = cgroup
         self._cgroup_limits: tuple[int, int] | None = None
+        self._fixed_pids = 0
         # A file, not a pipe: nobody reads bwrap's stderr unless the start fails.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         ids: dict[str, Any] = {}
@@ -90,6 +171,7 @@ class WorkerProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
+                bufsize=0,
                 cwd=spec.cwd,
                 env=dict(BASE_ENV),
                 start_new_session=True,
@@ -99,21 +181,30 @@ class WorkerProcess:
             self._release()
             raise SandboxError(f"the {backend} sandbox could not start: {exc}") from exc
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._stdin, self._stdout = self.proc.stdin, self.proc.stdout
-        hello = self._read(START_TIMEOUT_S)
-        if not hello or not hello.get("ready"):
-            reason = self._startup_error()
+        self._transport = PipeTransport(self.proc.stdin.fileno(), self.proc.stdout.fileno())
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            self.pid = read_greeting(self._transport, deadline, backend=backend).pid
+            if self.cgroup is not None:
+                # Before the worker forks anything: all the sandbox is made of goes in, and
+                # the run may have `processes` beside those.
+                fixed = descendants(self.proc.pid)
+                self.cgroup.attach(fixed)
+                self._fixed_pids = len(fixed)
+            self._transport.send(encode_frame(configuration(seccomp(self.pid))), deadline)
+        except (TimeoutError, OSError) as exc:
+            reason = self._startup_error(exc)
             self.kill()
-            raise SandboxError(f"the {backend} sandbox did not start: {reason}")
-        if self.cgroup is not None:
-            # Before any run: everything the sandbox is made of goes into its cgroup.
-            self.cgroup.attach(descendants(self.proc.pid))
+            raise SandboxError(f"the {backend} sandbox did not start: {reason}") from None
+        except BaseException:
+            self.kill()
+            raise
 
     @property
     def work_dir(self) -> str:
         return self.spec.work_dir
 
-    def _startup_error(self) -> str:
+    def _startup_error(self, exc: BaseException) -> str:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=1)
         self._stderr.seek(0)
@@ -121,50 +212,48 @@ class WorkerProcess:
         lines = [line for line in text.splitlines() if line.strip()]
         if lines:
             return lines[-1]
-        return (
-            f"exit code {self.proc.returncode}" if self.proc.returncode is not None else "no answer"
-        )
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {START_TIMEOUT_S:g} s"
+        return f"exit code {self.proc.returncode}" if self.proc.returncode is not None else str(exc)
 
-    def _read(self, timeout_s: float) -> dict[str, Any] | None:
-        ready, _, _ = select.select([self._stdout], [], [], timeout_s)
-        if not ready:
-            return None
-        return read_frame(cast(BinaryIO, self._stdout))
+    def _set_cgroup_limits(self, limits: Limits) -> None:
+        if self.cgroup is None or self._cgroup_limits == (limits.memory_mb, limits.processes):
+            return
+        try:
+            self.cgroup.limit(
+                memory_bytes=(limits.memory_mb + CGROUP_HEADROOM_MB) << 20,
+                processes=limits.processes + self._fixed_pids,
+            )
+        except OSError as exc:
+            self.retire("its cgroup limits are unknown")
+            raise SandboxError(f"could not set the sandbox's cgroup limits: {exc}") from exc
+        self._cgroup_limits = (limits.memory_mb, limits.processes)
 
     def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult:
-        if self.cgroup is not None and self._cgroup_limits != (limits.memory_mb, limits.processes):
-            try:
-                self.cgroup.limit(
-                    memory_bytes=(limits.memory_mb + CGROUP_HEADROOM_MB) << 20,
-                    processes=limits.processes + CGROUP_EXTRA_PIDS,
-                )
-            except OSError as exc:
-                self.healthy = False  # its limits are unknown now: not to be reused
-                raise SandboxError(f"could not set the sandbox's cgroup limits: {exc}") from exc
-            self._cgroup_limits = (limits.memory_mb, limits.processes)
-        oom_before = self.cgroup.oom_kills() if self.cgroup else 0
-        try:
-            self._stdin.write(encode_frame(request))
-            self._stdin.flush()
-            reply = self._read(limits.timeout_s + HOST_GRACE_S)
-        except (BrokenPipeError, OSError, ValueError):
-            reply = None
-        oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
-        if reply is None:
-            # The worker itself died (the OOM killer may pick it) or hung: the run is lost.
-            self.healthy = False
-            timed_out = not oom and self.proc.poll() is None
+        self._set_cgroup_limits(limits)
+        if self.cgroup is not None:
+            # The cgroup bounds memory and processes for the sandbox as a whole: no
+            # address-space rlimit to starve threads, no per-uid count shared with others.
+            request = {**request, "memory_mb": None, "processes": None}
+        if self.proc.poll() is not None:
             self.kill()
-            return ExecResult(
-                stdout="",
-                stderr="" if timed_out or oom else f"the {self.backend} sandbox died",
-                exit_code=None if timed_out else -signal.SIGKILL,
-                timed_out=timed_out,
-                oom_killed=oom,
-                duration_s=limits.timeout_s if timed_out else 0.0,
-                backend=self.backend,
-            )
-        return decode_reply(reply, backend=self.backend, oom_killed=oom)
+            raise WorkerLost(f"the {self.backend} worker had exited")
+        oom_before = self.cgroup.oom_kills() if self.cgroup else 0
+        deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
+        outcome = exchange(self, self._transport, request, deadline, self.backend)
+        # The worker cannot see its cgroup: the host reads what the OOM killer did.
+        oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
+        if isinstance(outcome, Lost):
+            self.kill()
+            return lost_run(self.backend, limits, timed_out=outcome.hung and not oom, oom=oom)
+        if oom:
+            return outcome.result.model_copy(update={"oom_killed": True})
+        return outcome.result
+
+    def retire(self, reason: str) -> None:
+        """Never to be given another run (the pool kills it when it comes back)."""
+        self.healthy = False
+        self.retired = reason
 
     def kill(self) -> None:
         self.healthy = False
@@ -174,9 +263,10 @@ class WorkerProcess:
             self.proc.kill()
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=5)
-        for stream in (self._stdin, self._stdout):
+        for stream in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):
-                stream.close()
+                if stream is not None:
+                    stream.close()
         self._release()
 
     def _release(self) -> None:
@@ -185,6 +275,19 @@ class WorkerProcess:
             self.cgroup.remove()
             self.cgroup = None
         self.spec.cleanup()
+
+
+def lost_run(backend: str, limits: Limits, *, timed_out: bool, oom: bool) -> ExecResult:
+    """The result of a run whose worker died or hung under it."""
+    return ExecResult(
+        stdout="",
+        stderr="" if timed_out or oom else f"the {backend} sandbox died",
+        exit_code=None if timed_out else -signal.SIGKILL,
+        timed_out=timed_out,
+        oom_killed=oom,
+        duration_s=limits.timeout_s if timed_out else 0.0,
+        backend=backend,
+    )
 
 
 W = TypeVar("W", bound=Worker)
@@ -299,6 +402,8 @@ class PooledSandbox(_AsyncRuns):
 
     backend = "sandbox"
     _use_cgroup = False
+    # Isolating backends run nothing without the system-call filter (`seccomp.py`).
+    _seccomp = True
 
     def __init__(self, *, limits: Limits | None = None, pool_size: int | None = None) -> None:
         self.limits = limits or Limits()
@@ -311,11 +416,20 @@ class PooledSandbox(_AsyncRuns):
     def name(self) -> str:
         return self.backend
 
-    def _launch(self) -> LaunchSpec:
+    def _launch(self, cgroup: Cgroup | None) -> LaunchSpec:
+        """The command of one worker; `cgroup` is the one it will run in, if any."""
         raise NotImplementedError
 
     def _start_worker(self) -> Worker:
-        return WorkerProcess(self._launch(), backend=self.backend, use_cgroup=self._use_cgroup)
+        cgroup = Cgroup.create() if self._use_cgroup else None
+        try:
+            spec = self._launch(cgroup)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        seccomp = syscall_filter if self._seccomp else (lambda _pid: None)
+        return WorkerProcess(spec, backend=self.backend, cgroup=cgroup, seccomp=seccomp)
 
     def _ready(self) -> None:
         """Called before the pool is made: a place for a backend's availability check."""
@@ -423,7 +537,6 @@ class PooledSession(_AsyncRuns):
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox session is closed")
-            fresh = self._worker is None
             if self._worker is None:
                 self._worker = self._pool.acquire()
             elif not self._worker.healthy:
@@ -438,9 +551,8 @@ class PooledSession(_AsyncRuns):
                 env=env,
                 limits=limits,
                 work_dir=self._worker.work_dir,
-                fresh=fresh,
+                keep=True,
             )
-            request["keep"] = True
             try:
                 return self._worker.execute(request, limits)
             except WorkerLost as exc:

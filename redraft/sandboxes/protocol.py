@@ -1,30 +1,65 @@
-"""The host's side of the worker protocol (see `_worker.py`): requests, frames and replies."""
+"""The host's side of the worker protocol (see `_worker.py`): requests, frames and replies.
+
+The worker runs next to untrusted code, so nothing it sends is trusted: every frame's size is
+bounded before it is read, every read has a deadline, and a reply must match its request and
+the limits it was given. Anything else is a `WorkerProtocolError`, and the worker is retired.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import math
+import os
+import secrets
+import select
 import struct
+import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import ExecResult, Files, Limits, Program, SandboxError
 
 HEADER = struct.Struct(">Q")
 WORKER_SOURCE = (Path(__file__).parent / "_worker.py").read_text(encoding="utf-8")
-# Nothing of the host's environment enters a sandbox: a run sees these and what it is given.
 # Inside an isolating sandbox: the working directory, and what else is writable there
 # (emptied with it between runs).
 SANDBOX_WORK_DIR = "/sandbox"
 SANDBOX_SCRATCH_DIRS = ("/tmp", "/dev/shm")
+# The uid and gid a run has when the worker can give it one of its own (running as root).
+RUN_UID = 65534
+# Nothing of the host's environment enters a sandbox: a run sees these and what it is given.
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONIOENCODING": "utf-8",
 }
+# The largest greeting, error or reply header a worker may send; output comes after it, raw.
+MAX_CONTROL_FRAME = 64 << 10
+
+
+class WorkerProtocolError(SandboxError):
+    """A worker sent something it must not: the run fails and the worker is retired."""
+
+
+class WorkerGone(OSError):
+    """The worker's end of the channel closed (it died, or was killed)."""
+
+
+class WorkerRefused(SandboxError):
+    """The worker answered a request with an error instead of running it."""
+
+    def __init__(self, message: str, *, before_run: bool, fatal: bool, retire: str | None) -> None:
+        super().__init__(message)
+        self.before_run = before_run  # nothing of the request ran
+        self.fatal = fatal  # no run can be contained here: the sandbox is unusable
+        self.retire = retire  # why the worker must not be used again
 
 
 def worker_argv(
@@ -32,23 +67,29 @@ def worker_argv(
     work_dir: str,
     *,
     own_pid_namespace: bool,
-    once: bool = False,
     scratch: tuple[str, ...] = (),
-    source: str = WORKER_SOURCE,
+    run_uid: int | None = None,
+    require_seccomp: bool = True,
+    oom_counters: tuple[str, ...] = (),
 ) -> list[str]:
     """The command that starts a worker: isolated mode, no site-packages, source inline.
 
     `scratch` directories (a sandbox's /tmp, /dev/shm) are emptied with the working
-    directory, so nothing a run leaves anywhere reaches the next run. `source` is the
-    worker's, or a backend's wrapping of it.
+    directory, so nothing a run leaves anywhere reaches the next run. `run_uid` is the uid
+    runs drop to (the worker must be root). `oom_counters`: cgroup files the worker can read
+    its sandbox's OOM-kill count from.
     """
-    argv = [python, "-I", "-S", "-c", source, "--work", work_dir]
+    argv = [python, "-I", "-S", "-c", WORKER_SOURCE, "--work", work_dir]
     for directory in scratch:
         argv += ["--scratch", directory]
+    if run_uid is not None:
+        argv += ["--run-uid", str(run_uid), "--run-gid", str(run_uid)]
+    for counter in oom_counters:
+        argv += ["--oom-counter", counter]
     if own_pid_namespace:
         argv.append("--own-pid-namespace")
-    if once:
-        argv.append("--once")
+    if require_seccomp:
+        argv.append("--require-seccomp")
     return argv
 
 
@@ -60,10 +101,14 @@ def build_request(
     env: Mapping[str, str] | None,
     limits: Limits,
     work_dir: str,
-    fresh: bool = True,
+    keep: bool = False,
 ) -> dict[str, Any]:
-    """A request for the worker, after checking what a user could get wrong."""
+    """A request for the worker, after checking what a user could get wrong.
+
+    `keep`: a session's run, whose working directory stays for the next one.
+    """
     request: dict[str, Any] = {
+        "id": secrets.token_hex(8),
         "files": {_relative(name): _b64(content) for name, content in (files or {}).items()},
         "stdin": _b64(stdin) if stdin else "",
         "env": {**BASE_ENV, "HOME": work_dir, "TMPDIR": work_dir, **dict(env or {})},
@@ -74,7 +119,7 @@ def build_request(
         "file_size_mb": limits.file_size_mb,
         "open_files": limits.open_files,
         "output_bytes": limits.output_bytes,
-        "fresh": fresh,
+        "keep": keep,
     }
     if isinstance(program, str):
         request["code"] = program
@@ -105,31 +150,194 @@ def encode_frame(message: Mapping[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def read_frame(stream: BinaryIO) -> dict[str, Any] | None:
-    """One frame from a blocking stream; None at end of stream."""
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        return None
-    (size,) = HEADER.unpack(header)
-    body = stream.read(size)
-    if len(body) < size:
-        return None
-    message: dict[str, Any] = json.loads(body)
+def configuration(seccomp_program: bytes | None) -> dict[str, Any]:
+    """What a worker is told after it says it is ready."""
+    program = base64.b64encode(seccomp_program).decode() if seccomp_program else None
+    return {"seccomp": program}
+
+
+# Talking to a worker
+
+
+class Transport(Protocol):
+    """How frames go to and come from a worker: a pair of pipes, or Docker's exec stream."""
+
+    def send(self, data: bytes, deadline: float) -> None:
+        """All of `data` by `deadline` (TimeoutError), or OSError if the worker is gone."""
+        ...
+
+    def read_exact(self, size: int, deadline: float) -> bytes:
+        """`size` bytes; WorkerGone at end of stream, TimeoutError past `deadline`."""
+        ...
+
+    def pending(self) -> bool:
+        """Bytes that no request asked for are waiting, or the stream has ended."""
+        ...
+
+
+class PipeTransport:
+    """A worker's stdin and stdout pipes, with deadlines both ways (never a blocking read or
+    write of a length the worker chose)."""
+
+    def __init__(self, write_fd: int, read_fd: int) -> None:
+        self.write_fd, self.read_fd = write_fd, read_fd
+        os.set_blocking(write_fd, False)
+
+    def send(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self.write_fd], [], remaining)[1]:
+                raise TimeoutError
+            try:
+                view = view[os.write(self.write_fd, view) :]
+            except BlockingIOError:
+                continue
+
+    def read_exact(self, size: int, deadline: float) -> bytes:
+        parts: list[bytes] = []
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.read_fd], [], [], remaining)[0]:
+                raise TimeoutError
+            part = os.read(self.read_fd, min(size, 1 << 20))
+            if not part:
+                raise WorkerGone("the worker's channel closed")
+            parts.append(part)
+            size -= len(part)
+        return b"".join(parts)
+
+    def pending(self) -> bool:
+        return bool(select.select([self.read_fd], [], [], 0)[0])
+
+
+def read_frame(
+    channel: Transport, deadline: float, limit: int = MAX_CONTROL_FRAME
+) -> dict[str, Any]:
+    """One JSON frame of at most `limit` bytes."""
+    (size,) = HEADER.unpack(channel.read_exact(HEADER.size, deadline))
+    if size > limit:
+        raise WorkerProtocolError(f"the worker announced a frame of {size} bytes (at most {limit})")
+    body = channel.read_exact(size, deadline)
+    try:
+        message = json.loads(body)
+    except ValueError:
+        raise WorkerProtocolError("the worker sent a frame that is not JSON") from None
+    if not isinstance(message, dict):
+        raise WorkerProtocolError("the worker sent a frame that is not a JSON object")
     return message
 
 
-def decode_reply(reply: Mapping[str, Any], *, backend: str, oom_killed: bool = False) -> ExecResult:
-    """An `ExecResult` from the worker's reply; `oom_killed` adds what the host saw itself."""
-    if "error" in reply:
-        raise SandboxError(f"the {backend} sandbox could not run the request: {reply['error']}")
-    return ExecResult(
-        stdout=base64.b64decode(reply["stdout"]).decode("utf-8", errors="replace"),
-        stderr=base64.b64decode(reply["stderr"]).decode("utf-8", errors="replace"),
-        exit_code=reply["exit_code"],
-        timed_out=bool(reply["timed_out"]),
-        oom_killed=oom_killed or bool(reply.get("memory_error")),
-        duration_s=float(reply["duration_s"]),
-        stdout_truncated=bool(reply["stdout_truncated"]),
-        stderr_truncated=bool(reply["stderr_truncated"]),
+class _Reply(BaseModel):
+    """A worker's reply header, checked field by field."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    id: str
+    exit_code: int | None = Field(ge=-64, le=255)
+    timed_out: bool
+    oom_killed: bool
+    oom_kills: int | None = Field(ge=0)  # the cgroup's count after the run, if the worker sees it
+    duration_s: float = Field(ge=0)
+    stdout_len: int = Field(ge=0)
+    stderr_len: int = Field(ge=0)
+    stdout_truncated: bool
+    stderr_truncated: bool
+    retire: str | None = Field(max_length=4096)
+
+
+class _Error(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    id: str | None
+    error: str = Field(max_length=MAX_CONTROL_FRAME)
+    retire: str | None = Field(max_length=4096)
+    before_run: bool
+    fatal: bool
+
+
+class Reply:
+    """A checked reply: the run's result, and why the worker must go, if it must."""
+
+    def __init__(self, result: ExecResult, retire: str | None, oom_kills: int | None) -> None:
+        self.result = result
+        self.retire = retire
+        self.oom_kills = oom_kills
+
+
+class Greeting(BaseModel):
+    """A worker's first frame."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    ready: bool
+    pid: int = Field(gt=0)
+    oom_kills: int | None = Field(default=None, ge=0)
+
+
+def read_greeting(channel: Transport, deadline: float, *, backend: str) -> Greeting:
+    """The worker's first frame; SandboxError with its reason if it refused to start."""
+    hello = read_frame(channel, deadline)
+    with contextlib.suppress(ValidationError):
+        greeting = Greeting.model_validate(hello)
+        if greeting.ready:
+            return greeting
+    if isinstance(hello.get("error"), str):
+        raise SandboxError(f"the {backend} sandbox refused to start: {hello['error'][:500]}")
+    raise WorkerProtocolError("the worker's greeting is malformed")
+
+
+def read_reply(
+    channel: Transport, request: Mapping[str, Any], deadline: float, *, backend: str
+) -> Reply:
+    """The reply to `request`: its header, then exactly the output it announces.
+
+    An error reply raises `WorkerRefused`; anything that does not fit the request (another
+    id, more output than its limit, a malformed field) raises `WorkerProtocolError`.
+    """
+    message = read_frame(channel, deadline)
+    if "error" in message:
+        try:
+            error = _Error.model_validate(message)
+        except ValidationError:
+            raise WorkerProtocolError("the worker's error reply is malformed") from None
+        if error.id not in (None, request["id"]):
+            raise WorkerProtocolError("the worker answered another request")
+        raise WorkerRefused(
+            f"the {backend} sandbox could not run the request: {error.error[:2000]}",
+            before_run=error.before_run,
+            fatal=error.fatal,
+            retire=error.retire,
+        )
+    try:
+        reply = _Reply.model_validate(message)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise WorkerProtocolError(
+            f"the worker's reply is malformed ({where}: {problem['msg']})"
+        ) from None
+    if reply.id != request["id"]:
+        raise WorkerProtocolError("the worker's reply answers another request: out of step")
+    limit = int(request["output_bytes"])
+    if reply.stdout_len > limit or reply.stderr_len > limit:
+        raise WorkerProtocolError(
+            f"the worker announced more output than the limit of {limit} bytes"
+        )
+    if not math.isfinite(reply.duration_s):
+        raise WorkerProtocolError("the worker's reply has no finite duration")
+    if reply.timed_out and reply.exit_code is not None:
+        raise WorkerProtocolError("the worker's reply has an exit code for a run that timed out")
+    payload = channel.read_exact(reply.stdout_len + reply.stderr_len, deadline)
+    result = ExecResult(
+        stdout=payload[: reply.stdout_len].decode("utf-8", errors="replace"),
+        stderr=payload[reply.stdout_len :].decode("utf-8", errors="replace"),
+        exit_code=reply.exit_code,
+        timed_out=reply.timed_out,
+        oom_killed=reply.oom_killed,
+        duration_s=reply.duration_s,
+        stdout_truncated=reply.stdout_truncated,
+        stderr_truncated=reply.stderr_truncated,
         backend=backend,
     )
+    return Reply(result, reply.retire, reply.oom_kills)

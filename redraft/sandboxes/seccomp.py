@@ -1,0 +1,210 @@
+"""The system-call filter every run of an isolating sandbox starts under.
+
+The worker (`_worker.py`) installs it in each run's process just before the code starts, and
+never in itself: the worker must still be able to signal, wait for and clean up after the run.
+The filter is compiled here, on the host, with libseccomp (through `pyseccomp`, the sandbox
+extra), because the worker runs on the sandbox's own bare Python; it gets the compiled BPF
+program as bytes and only hands it to the kernel.
+
+What it denies (EPERM), and why:
+
+- reaching another process: ptrace, reading or writing its memory, taking its file descriptors
+  (`pidfd_getfd`), pidfds at all (a `/proc/<pid>` directory is one too);
+- signals, resource limits, priorities and scheduling aimed at the worker, at pid 1, or at
+  every process (-1); the run may still signal and adjust its own processes;
+- state that would outlive the run: SysV shared memory, semaphores and message queues, POSIX
+  message queues, kernel keyrings;
+- new namespaces and mounts, and kernel interfaces with a record of exploits (bpf,
+  userfaultfd, io_uring, perf events, modules, kexec).
+
+`clone3` answers ENOSYS, as container runtimes do: its flags are in memory where a filter
+cannot read them, and the C library then falls back to `clone`, whose namespace flags are
+denied. A system call of a foreign architecture (32-bit calls on a 64-bit kernel, x32) kills
+the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import importlib
+import platform
+import tempfile
+from types import ModuleType
+from typing import Any
+
+from redraft.sandboxes.base import SandboxUnavailable
+
+INSTALL_HINT = "pip install 'redraft[sandbox]'"
+LIBRARY_HINT = "install libseccomp (apt-get install libseccomp2, or dnf install libseccomp)"
+
+DENIED = (
+    # Another process's memory, file descriptors or handle.
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_open",
+    "pidfd_getfd",
+    "pidfd_send_signal",
+    "process_madvise",
+    "kcmp",
+    # State that outlives the run: the IPC namespace and the user's keyrings are the
+    # sandbox's, not the run's.
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    "add_key",
+    "request_key",
+    "keyctl",
+    # New namespaces and mounts.
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    # Kernel interfaces a test never needs, with a record of exploits.
+    "bpf",
+    "userfaultfd",
+    "perf_event_open",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "iopl",
+    "ioperm",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "open_by_handle_at",
+)
+# Calls whose first argument names the target process (a pid, or -pgid for kill).
+AIMED_AT_A_PROCESS = (
+    "kill",
+    "tkill",
+    "tgkill",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "prlimit64",
+    "sched_setaffinity",
+    "sched_setscheduler",
+    "sched_setparam",
+    "sched_setattr",
+    "migrate_pages",
+    "move_pages",
+)
+# Calls whose second argument is a thread of the first's thread group.
+AIMED_AT_A_THREAD = ("tgkill", "rt_tgsigqueueinfo")
+# setpriority(which, who, ...) and ioprio_set(which, who, ...): a process group or a whole uid
+# would include the worker when it shares the run's uid.
+BY_GROUP_OR_USER = {"setpriority": (1, 2), "ioprio_set": (2, 3)}  # PRIO_PGRP/USER, IOPRIO_WHO_*
+CLONE_NAMESPACE_FLAGS = (
+    0x00020000,  # CLONE_NEWNS
+    0x02000000,  # CLONE_NEWCGROUP
+    0x04000000,  # CLONE_NEWUTS
+    0x08000000,  # CLONE_NEWIPC
+    0x10000000,  # CLONE_NEWUSER
+    0x20000000,  # CLONE_NEWPID
+    0x40000000,  # CLONE_NEWNET
+)
+# Where clone's flags are its first argument (s390 has them second).
+CLONE_FLAGS_FIRST = ("x86_64", "aarch64", "arm64")
+LOW_32_BITS = 0xFFFFFFFF
+
+
+def _binding() -> ModuleType:
+    try:
+        return importlib.import_module("pyseccomp")
+    except ImportError:
+        raise SandboxUnavailable(
+            f"isolating sandboxes filter system calls with libseccomp: {INSTALL_HINT}"
+        ) from None
+    except (OSError, RuntimeError) as exc:  # the binding loads libseccomp at import
+        raise SandboxUnavailable(
+            f"libseccomp could not be loaded ({exc}): {LIBRARY_HINT}"
+        ) from None
+
+
+def check() -> None:
+    """Raise SandboxUnavailable, naming the fix, unless a filter can be compiled here."""
+    syscall_filter(2)
+
+
+@functools.lru_cache(maxsize=256)
+def syscall_filter(worker_pid: int) -> bytes:
+    """The BPF program for the runs of the worker with this pid (as the run sees it)."""
+    seccomp = _binding()
+    deny = seccomp.ERRNO(errno.EPERM)
+    program = seccomp.SyscallFilter(seccomp.ALLOW)
+    program.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
+
+    def add(name: str, action: int, *args: Any) -> None:
+        if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) < 0:
+            raise SandboxUnavailable(
+                f"libseccomp does not know the system call {name}: it is too old; "
+                f"{LIBRARY_HINT} (2.5 or newer)"
+            )
+        program.add_rule(action, name, *args)
+
+    def low32(index: int, value: int) -> Any:
+        # pid_t and int arguments: the kernel reads only the low 32 bits, so the filter must
+        # compare only those (a pid with bits set above them still names the same process).
+        return seccomp.Arg(index, seccomp.MASKED_EQ, LOW_32_BITS, value & LOW_32_BITS)
+
+    for name in DENIED:
+        add(name, deny)
+    protected = {worker_pid, 1}
+    for name in AIMED_AT_A_PROCESS:
+        targets = protected | {-1}
+        if name in ("kill", "rt_sigqueueinfo"):
+            targets |= {-pid for pid in protected}  # their process groups
+        for pid in sorted(targets):
+            add(name, deny, low32(0, pid))
+    for name in AIMED_AT_A_THREAD:
+        for pid in sorted(protected):
+            add(name, deny, low32(1, pid))
+    for name, which in BY_GROUP_OR_USER.items():
+        for kind in which:
+            add(name, deny, low32(0, kind))
+        for pid in sorted(protected):
+            add(name, deny, low32(1, pid))
+    if platform.machine() in CLONE_FLAGS_FIRST:
+        for flag in CLONE_NAMESPACE_FLAGS:
+            add("clone", deny, seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    add("clone3", seccomp.ERRNO(errno.ENOSYS))
+    # A binary tree, fewer checks per call; before libseccomp 2.5 a linear program instead,
+    # with the same decisions.
+    with contextlib.suppress(OSError):
+        program.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)
+    with tempfile.TemporaryFile() as exported:
+        program.export_bpf(exported)
+        exported.seek(0)
+        return exported.read()
