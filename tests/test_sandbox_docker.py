@@ -8,6 +8,7 @@ where a missing daemon or image fails them.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from redraft.cli.sandbox import sandbox_app
+from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, SandboxError, SandboxUnavailable
 from redraft.sandboxes.docker import DockerSandbox
 from redraft.sandboxes.image import debian_mirror, split_name, use_image
@@ -289,6 +291,26 @@ def test_an_existing_image_can_be_used(sandbox: DockerSandbox) -> None:
         sandbox.client.images.remove(name)
 
 
+def test_an_image_whose_python_lacks_ctypes_is_refused_with_the_fix(
+    sandbox: DockerSandbox,
+) -> None:
+    # The worker locks runs down through ctypes (prctl, seccomp): without it, no sandbox.
+    crippled = "redraft-sandbox-no-ctypes:test"
+    dockerfile = f"FROM {IMAGE}\nUSER 0\nRUN rm -r /usr/lib/python3*/ctypes\nUSER 65534\n"
+    sandbox.client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=crippled, rm=True)
+    try:
+        with pytest.raises(ConfigError, match="without its ctypes module"):
+            use_image(crippled, "redraft-sandbox-copy:test", client=sandbox.client)
+        # And used as it is: one clear error, not a run without its lock-down.
+        with (
+            DockerSandbox(image=crippled, client=sandbox.client, pool_size=1) as box,
+            pytest.raises(SandboxError, match="needs python3 with its ctypes module"),
+        ):
+            box.run("print('never runs')")
+    finally:
+        sandbox.client.images.remove(crippled, force=True)
+
+
 def test_containers_are_removed_at_exit(sandbox: DockerSandbox) -> None:
     script = textwrap.dedent(
         """
@@ -332,7 +354,7 @@ def test_missing_image_is_a_clear_error(sandbox: DockerSandbox) -> None:
 def test_cli_check_reports_docker(sandbox: DockerSandbox) -> None:
     result = CliRunner().invoke(sandbox_app, ["check", "--backend", "docker"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "docker: ok"
+    assert result.output.strip() == "docker: ok (each run has a uid of its own)"
 
 
 def test_cli_check_says_why_docker_does_not_work(monkeypatch: Any) -> None:

@@ -14,6 +14,15 @@ from redraft.sandboxes.image import DEFAULT_IMAGE
 
 BACKENDS = ("bwrap", "docker", "subprocess")
 ISOLATING = ("bwrap", "docker")
+# 42, and whether the run's uid is another than its worker's (its parent's).
+PROBE = """
+import os
+def uid(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("Uid:"):
+            return line.split()[1]
+print(6 * 7, uid("self") != uid(os.getppid()))
+"""
 
 sandbox_app = typer.Typer(
     name="sandbox",
@@ -60,10 +69,15 @@ def check_command(
     working = []
     reasons = []
     for name in names:
-        problem = probe(name)
+        problem, own_uid = probe(name)
         if problem is None:
             working.append(name)
-            extra = " (no isolation: trusted code only)" if name == "subprocess" else ""
+            if name == "subprocess":
+                extra = " (no isolation: trusted code only)"
+            elif own_uid:
+                extra = " (each run has a uid of its own)"
+            else:
+                extra = " (runs share their worker's uid; as root each run gets its own)"
             emit(f"{name}: ok{extra}")
         else:
             reasons.append(f"{name}: {problem}")
@@ -77,24 +91,26 @@ def check_command(
         )
 
 
-def probe(name: str) -> str | None:
-    """None if the backend runs a trivial program here, else why not, in one line."""
+def probe(name: str) -> tuple[str | None, bool]:
+    """(None if the backend runs a trivial program here, else why not, in one line; whether
+    the run had a uid of its own)."""
     try:
         sandbox = get_sandbox(name)
     except ImportError:
-        return "the docker SDK is missing: pip install 'redraft[docker]'"
+        return "the docker SDK is missing: pip install 'redraft[docker]'", False
     except SandboxError as exc:
-        return str(exc)
+        return str(exc), False
     try:
         check = getattr(sandbox, "check", None)
         if callable(check):
             check()
-        result = sandbox.run("print(6 * 7)", timeout_s=30)
+        result = sandbox.run(PROBE, timeout_s=30)
     except SandboxError as exc:
-        return str(exc)
+        return str(exc), False
     finally:
         sandbox.close()
-    if result.stdout.strip() != "42":
+    answer, _, own_uid = result.stdout.strip().partition(" ")
+    if answer != "42":
         detail = (result.stderr.strip().splitlines() or [f"exit code {result.exit_code}"])[-1]
-        return f"a trivial program failed ({detail})"
-    return None
+        return f"a trivial program failed ({detail})", False
+    return None, own_uid == "True"

@@ -156,6 +156,7 @@ class ExecStream:
         self.budget = budget
         self.stdout = bytearray()
         self.stderr = bytearray()
+        self.first = bytearray()  # stdout's first bytes, to say why a start failed
         self.ended = False
         self._header = bytearray()
         self._stream = 0
@@ -219,6 +220,8 @@ class ExecStream:
             part, view = view[: self._left], view[self._left :]
             self._left -= len(part)
             if self._stream == 1:
+                if len(self.first) < 512:
+                    self.first += part[: 512 - len(self.first)]
                 self.budget -= len(part)
                 if self.budget < 0:
                     raise WorkerProtocolError("the worker wrote more to its channel than asked for")
@@ -311,11 +314,12 @@ class Container:
         try:
             greeting = read_greeting(stream, deadline, backend="docker")
             stream.send(encode_frame(configuration(syscall_filter(greeting.pid))), deadline)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, WorkerProtocolError) as exc:
             _close(sock)
-            reason = bytes(stream.stderr).decode(errors="replace").strip().splitlines()
-            detail = reason[-1] if reason else repr(exc)
-            raise SandboxError(f"the docker sandbox's worker did not start: {detail}") from None
+            raise SandboxError(
+                f"the docker sandbox's worker did not start ({_start_failure(stream, exc)}); "
+                f"the image {self.sandbox.image} needs python3 with its ctypes module"
+            ) from None
         except BaseException:
             _close(sock)
             raise
@@ -413,6 +417,14 @@ class Container:
         if hasattr(self, "stream"):
             _close(self.stream.sock)
         self.sandbox._remove(self.id)
+
+
+def _start_failure(stream: ExecStream, exc: BaseException) -> str:
+    """What the stream said when the worker did not start (Docker writes its own errors
+    into it as plain text), else the exception."""
+    text = bytes(stream.stderr or stream.first).decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip().isprintable()]
+    return lines[-1][:300] if lines else str(exc) or type(exc).__name__
 
 
 def _close(sock: socket.socket) -> None:

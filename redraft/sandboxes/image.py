@@ -113,7 +113,8 @@ def build_image(
 def use_image(source: str, name: str = DEFAULT_IMAGE, *, client: Any = None) -> str:
     """Tag an image that is already here (e.g. a pulled python:3.12-slim) as `name`.
 
-    It is checked first: it must run `python3` with no network, as nobody, read-only.
+    It is checked first: it must run `python3`, with the ctypes module the worker locks runs
+    down with, with no network, as nobody, read-only.
     """
     from redraft.sandboxes.docker import image_missing_message
 
@@ -129,7 +130,7 @@ def use_image(source: str, name: str = DEFAULT_IMAGE, *, client: Any = None) -> 
     try:
         output = docker.containers.run(
             source,
-            ["python3", "-I", "-S", "-c", "import sys; print(sys.version_info[0])"],
+            ["python3", "-I", "-S", "-c", "import sys; print(sys.version_info[0]); import ctypes"],
             network_mode="none",
             read_only=True,
             user="65534:65534",
@@ -138,6 +139,11 @@ def use_image(source: str, name: str = DEFAULT_IMAGE, *, client: Any = None) -> 
             stderr=True,
         )
     except errors.ContainerError as exc:
+        if b"ctypes" in (exc.stderr or b""):
+            raise ConfigError(
+                f"image {source} has a python3 without its ctypes module, which the sandbox "
+                "needs: install the full Python (e.g. Debian's python3, not python3-minimal)"
+            ) from None
         raise ConfigError(f"image {source} cannot run python3 as nobody: {exc}") from None
     except errors.APIError as exc:
         raise SandboxError(f"image {source} could not be tried: {exc.explanation}") from None
