@@ -85,10 +85,8 @@ def check_command(
     if backend != "auto" and not working:
         raise SandboxUnavailable(reasons[0])
     if backend == "auto" and not any(name in working for name in ISOLATING):
-        raise SandboxUnavailable(
-            "no isolating sandbox works here: install bubblewrap, or Docker and run "
-            "`redraft sandbox build-image`"
-        )
+        why = "; ".join(dict.fromkeys(reason.partition(": ")[2] for reason in reasons[:2]))
+        raise SandboxUnavailable(f"no isolating sandbox works here ({why})")
 
 
 def probe(name: str) -> tuple[str | None, bool]:

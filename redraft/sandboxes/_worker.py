@@ -620,6 +620,7 @@ class Worker:
         self.pid = os.getpid()
         self.channel_in, self.channel_out = 0, 1
         self.child = self.child_status = None
+        self.greeted = False
 
     def start(self):
         """Lock the worker down, greet the host and take its configuration."""
@@ -641,6 +642,7 @@ class Worker:
         os.close(null)
         hello = {"ready": True, "pid": self.pid, "oom_kills": self.oom.read()}
         write_all(self.channel_out, frame(hello))
+        self.greeted = True
         config = read_frame(self.channel_in, MAX_CONFIG)
         if config is None:
             return False
@@ -896,9 +898,13 @@ def main():
         if worker.start():
             worker.serve()
     except Refused as exc:
-        # Nothing runs unless the worker can vouch for how; the host reports why.
+        # Nothing runs unless the worker can vouch for how; the host reports why, in place
+        # of the greeting or of the first reply.
+        message = {"error": str(exc)}
+        if worker is not None and worker.greeted:
+            message.update(id=None, retire=str(exc), before_run=True, fatal=True)
         with contextlib.suppress(OSError):
-            write_all(worker.channel_out if worker else 1, frame({"error": str(exc)}))
+            write_all(worker.channel_out if worker else 1, frame(message))
         sys.exit(3)
 
 

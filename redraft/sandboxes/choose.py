@@ -38,9 +38,9 @@ def get_sandbox(name: str = "auto", *, limits: Limits | None = None) -> Sandbox:
         except SandboxUnavailable as exc:
             reasons.append(str(exc))
         except ImportError:
-            reasons.append("the docker sandbox needs the docker SDK: pip install 'redraft[docker]'")
+            reasons.append("the docker SDK is missing: pip install 'redraft[docker]'")
     raise SandboxUnavailable(
         "no isolating sandbox on this machine ("
-        + "; ".join(reasons)
+        + "; ".join(dict.fromkeys(reasons))  # one shared reason (libseccomp) said once
         + "); install one, or choose sandbox='subprocess' to run code without isolation"
     )
