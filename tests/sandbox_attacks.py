@@ -550,9 +550,10 @@ if not os.path.exists("/usr/bin/python3"):
         "working-directories-made-unwritable",
         program(
             """
-for place in (os.getcwd(), "/tmp", "/dev/shm"):
+for place, mode in ((os.getcwd(), 0o500), ("/tmp", 0), ("/dev/shm", 0o100)):
+    open(os.path.join(place, "left"), "w").close()
     try:
-        os.chmod(place, 0o500)
+        os.chmod(place, mode)
     except OSError:
         pass
 """
@@ -566,6 +567,7 @@ for place in (os.getcwd(), "/tmp", "/dev/shm"):
         os.unlink(os.path.join(place, "probe"))
     except OSError as exc:
         reached.append(f"{place} unwritable: {exc.strerror}")
+    reached.extend(f"{place}/{name}" for name in os.listdir(place) if name != "main.py")
 """
         ),
     ),

@@ -11,6 +11,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -91,9 +92,13 @@ class UnfilteredSandbox(PooledSandbox):
         )
 
 
-def test_a_worker_that_requires_the_filter_refuses_to_run_without_one() -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "refused-while-idle"])
+def test_a_worker_that_requires_the_filter_refuses_to_run_without_one(warm: bool) -> None:
     box = UnfilteredSandbox(pool_size=1)
     try:
+        if warm:
+            box.warm(1)
+            time.sleep(0.5)  # its refusal is waiting before any request is sent
         with pytest.raises(SandboxError, match="needs a system-call filter"):
             box.run("print('never runs unfiltered')")
     finally:

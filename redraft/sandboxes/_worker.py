@@ -9,9 +9,9 @@ imports it. The code it runs is an adversary, so the worker is built to stay out
   spare reads the request itself, so the worker's memory, which every later run inherits, never
   holds a request (files, stdin, code) or an output; output is captured in a mapping that is
   unmapped after the reply is sent.
-- Before the code starts, the spare drops to the run's uid (`--run-uid`, when the worker is
-  root), closes everything of the worker's but its own pipes, sets rlimits and installs the
-  host's system-call filter (see `seccomp.py`).
+- While it waits for its request, the spare drops to the run's uid (`--run-uid`, when the
+  worker is root) and installs the host's system-call filter (see `seccomp.py`); before the
+  code starts it closes everything of the worker's but its own pipes and sets rlimits.
 - After the run, the worker kills every process left (it is alone in its PID namespace with
   `--own-pid-namespace`), checks that none survived, empties the working directory and the
   scratch directories whatever modes the run left, restores their modes, and checks that they
@@ -253,10 +253,10 @@ def empty_directory(path, deadline):
     trail = []  # the names from `path` down to where `fd` is
     try:
         while True:
-            if time.monotonic() > deadline:
-                return f"{path} still held entries after {WIPE_BUDGET_S:g} s"
             child = None
-            for name in os.listdir(fd):
+            for index, name in enumerate(os.listdir(fd)):
+                if index % 1024 == 0 and time.monotonic() > deadline:
+                    return f"{path} still held entries after {WIPE_BUDGET_S:g} s"
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if stat.S_ISDIR(info.st_mode):
                     if info.st_mode & 0o700 != 0o700:
@@ -297,30 +297,27 @@ class Places:
                 self.modes[place] = stat.S_IMODE(os.lstat(place).st_mode)
 
     def restore(self, keep):
-        """Empty them (unless a session `keep`s them) and restore their modes; None, or what
-        is wrong."""
+        """Their modes back, and their contents gone (unless a session `keep`s them); None,
+        or what is wrong."""
         deadline = time.monotonic() + WIPE_BUDGET_S
         for place, mode in self.modes.items():
+            try:
+                info = os.lstat(place)
+                if stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) != mode:
+                    os.chmod(place, mode)  # first: a run may have locked the worker out
+                info = os.lstat(place)
+            except OSError as exc:
+                return f"cannot restore {place}: {exc.strerror}"
+            if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != mode:
+                return f"{place} is not the directory it was (mode {oct(info.st_mode)})"
             if keep:
-                break
+                continue
             with self.identity.acting():
                 reason = empty_directory(place, deadline)
             if reason:
                 return reason
-            with contextlib.suppress(OSError):
-                os.chmod(place, mode)
             if os.listdir(place):
                 return f"{place} is not empty after the wipe"
-        for place, mode in self.modes.items():
-            try:
-                info = os.lstat(place)
-            except OSError as exc:
-                return f"{place} is gone: {exc.strerror}"
-            if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != mode:
-                with contextlib.suppress(OSError):
-                    os.chmod(place, mode)
-                if stat.S_IMODE(os.lstat(place).st_mode) != mode:
-                    return f"{place} has mode {oct(info.st_mode)} and cannot be restored"
         return None
 
 

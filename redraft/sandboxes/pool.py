@@ -1,9 +1,12 @@
 """A warm pool of worker processes, and the sandbox base class built on it.
 
 A worker is a pre-started sandboxed interpreter running `_worker.py`; each run it is given
-costs a fork inside it. Workers are plain blocking pipes driven from threads, so one pool
-serves the sync API and any number of event loops alike; `arun` waits for a free worker in
-the sandbox's own thread pool, never in the event loop or the shared default executor.
+costs a fork inside it. Workers are spoken to over pipes, with a deadline on every read and
+write, from threads, so one pool serves the sync API and any number of event loops alike;
+`arun` waits for a free worker in the sandbox's own thread pool, never in the event loop or
+the shared default executor. A worker belongs to its pool, not to the thread that started
+it, and is never trusted: what it sends is checked (see `protocol.py`), and one that lies,
+or says it cannot vouch for its state, is retired.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ class Worker(Protocol):
 
     def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult: ...
 
+    def retire(self, reason: str) -> None:
+        """Never to be given another run (the pool kills it when it comes back)."""
+        ...
+
     def kill(self) -> None: ...
 
 
@@ -97,12 +104,6 @@ def refused_run(exc: WorkerRefused) -> Exception:
     return exc
 
 
-class Retirable(Protocol):
-    def retire(self, reason: str) -> None: ...
-
-    def kill(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class Lost:
     """The worker died (`hung` False) or stopped answering under the run."""
@@ -111,15 +112,17 @@ class Lost:
 
 
 def exchange(
-    worker: Retirable, transport: Transport, request: dict[str, Any], deadline: float, backend: str
+    worker: Worker, transport: Transport, request: dict[str, Any], deadline: float, backend: str
 ) -> Reply | Lost:
     """One request and its checked reply. A worker that lies is killed (WorkerProtocolError);
     one that refuses, or asks to go, is retired; one that took no request is lost
     (WorkerLost: the run may go elsewhere); one that dies or hangs under the run is `Lost`,
     still to be killed by the caller, who may first want to look at it."""
+    if transport.pending():
+        # It died while idle, or refused before it was asked (it can run nothing), or it
+        # says something unasked for.
+        idle_check(worker, transport, request, backend)
     try:
-        if transport.pending():  # it died while idle, or said something unasked for
-            raise WorkerGone("its channel is not idle")
         transport.send(encode_frame(request), deadline)
     except (OSError, TimeoutError) as exc:
         worker.kill()
@@ -140,6 +143,20 @@ def exchange(
     if reply.retire:
         worker.retire(reply.retire)
     return reply
+
+
+def idle_check(worker: Worker, transport: Transport, request: dict[str, Any], backend: str) -> None:
+    """What an idle worker that is not silent has to say: a refusal is the run's answer;
+    anything else (its end of the channel closed, or noise) loses the worker, not the run."""
+    try:
+        read_reply(transport, request, time.monotonic() + 1.0, backend=backend)
+    except WorkerRefused as exc:
+        worker.retire(exc.retire or "it refused to run")
+        raise refused_run(exc) from None
+    except (OSError, TimeoutError, SandboxError):
+        pass
+    worker.kill()
+    raise WorkerLost(f"the {backend} worker's channel was not idle before the run")
 
 
 class WorkerProcess:
@@ -257,6 +274,11 @@ class WorkerProcess:
 
     def kill(self) -> None:
         self.healthy = False
+        # Its processes below it too: bwrap's worker is the init of a namespace of its own,
+        # in a session of its own, and would otherwise only go once it saw its channel close.
+        for pid in reversed(descendants(self.proc.pid)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
