@@ -479,6 +479,38 @@ for root, dirs, files in os.walk("/", onerror=lambda e: None):
         ),
     ),
     Attack(
+        "marker-in-every-writable-file",
+        program(
+            """
+MARK = b"redraft-left-in-a-file"
+def files(top, skip=()):
+    for root, dirs, names in os.walk(top, onerror=lambda e: None):
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
+        for name in names:
+            yield os.path.join(root, name)
+written = []
+candidates = list(files("/", skip=("/proc", "/sys", "/dev"))) + list(files("/proc/sys"))
+for path in candidates:
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or not os.access(path, os.W_OK):
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+    except OSError:
+        continue
+    try:
+        os.write(fd, MARK)
+        written.append(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+# Files the run wrote in its own scratch places are its own; the wipe removes them.
+outside = [p for p in written if not p.startswith((os.getcwd(), "/tmp", "/dev/shm"))]
+reached.extend("wrote " + path for path in outside)
+"""
+        ),
+    ),
+    Attack(
         "nested-unreadable-directories",
         program(
             """
