@@ -54,6 +54,7 @@ SYSCALLS = {
         "bpf": 321,
         "kcmp": 312,
         "perf_event_open": 298,
+        "socket": 41,
     },
     "aarch64": {
         "ptrace": 117,
@@ -90,6 +91,7 @@ SYSCALLS = {
         "bpf": 280,
         "kcmp": 272,
         "perf_event_open": 241,
+        "socket": 198,
     },
 }
 
@@ -681,6 +683,194 @@ try:
     reached.append("the daemon's socket answers")
 except OSError:
     pass
+"""
+        ),
+    ),
+    Attack(
+        "access-lists-attributes-and-times-on-the-places",
+        program(
+            """
+def acl(user, group, other):
+    entry = lambda tag, perm: struct.pack("<HHI", tag, perm, 0xFFFFFFFF)
+    return struct.pack("<I", 2) + entry(1, user) + entry(4, group) + entry(0x20, other)
+for place in (os.getcwd(), "/tmp", "/dev/shm"):
+    # An empty default access list would make every file the next run creates unreadable.
+    for name, value in (("system.posix_acl_default", acl(0, 0, 0)), ("user.left", b"covert")):
+        try:
+            os.setxattr(place, name, value)
+        except OSError:
+            pass
+    try:
+        os.utime(place, (1234567890, 987654321))
+    except OSError:
+        pass
+"""
+        ),
+        probe=program(
+            """
+for place in (os.getcwd(), "/tmp", "/dev/shm"):
+    try:
+        names = os.listxattr(place)
+    except OSError:
+        names = []
+    reached.extend(f"{place} keeps {name}" for name in names)
+    if int(os.stat(place).st_mtime) in (987654321,):
+        reached.append(f"{place} keeps the time the run set")
+    with open(os.path.join(place, "mine"), "w") as handle:
+        handle.write("readable")
+    with open(os.path.join(place, "mine")) as handle:
+        handle.read()
+    os.unlink(os.path.join(place, "mine"))
+"""
+        ),
+    ),
+    Attack(
+        "children-given-to-the-worker",
+        program(
+            """
+made = 0
+for _ in range(64):  # clone(CLONE_PARENT | SIGCHLD): a sibling, the worker's child to reap
+    try:
+        child = syscall("clone", 0x8000 | 17, 0, 0, 0, 0)
+    except OSError:
+        break
+    if child == 0:
+        os._exit(0)
+    made += 1
+if made:
+    reached.append(f"{made} children handed to the worker")
+"""
+        ),
+        probe=program(
+            """
+import subprocess
+reached.extend(f"zombie {pid}" for pid in TARGETS if pid not in (1, WORKER))
+subprocess.run(["true"], check=True)  # the next run can still start processes
+"""
+        ),
+    ),
+    Attack(
+        "sockets-a-network-namespace-does-not-confine",
+        program(
+            """
+import socket
+for family, name in ((40, "vsock"), (38, "alg"), (17, "packet"), (44, "xdp"), (30, "tipc"),
+                     (21, "rds"), (31, "bluetooth"), (15, "key"), (3, "ax25")):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_RAW):
+        if attempt(f"socket {name} {kind}", syscall, "socket", family, kind, 0):
+            break
+"""
+        ),
+    ),
+    Attack(
+        "descriptors-parked-in-flight",
+        program(
+            """
+import socket, pty
+def park(*fds):
+    # Sent over a socket pair to itself and never received: no process holds them.
+    first, second = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    socket.send_fds(first, [b"x"], list(fds) + [first.fileno(), second.fileno()])
+    socket.send_fds(second, [b"x"], [first.fileno(), second.fileno()])
+    first.detach()
+    second.detach()
+for place in (os.getcwd(), "/tmp", "/dev/shm"):  # unlinked files that fill the places
+    fd = os.open(os.path.join(place, "filler"), os.O_RDWR | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"y" * (1 << 20))
+    except OSError:
+        pass
+    os.unlink(os.path.join(place, "filler"))
+    park(fd)
+memory = os.memfd_create("parked")
+os.write(memory, b"z" * (32 << 20))
+park(memory)
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", 8765))
+listener.listen()
+hidden = socket.socket(socket.AF_UNIX)
+hidden.bind("\\0redraft-parked")
+hidden.listen()
+park(listener.detach(), hidden.detach())
+try:
+    master, slave = pty.openpty()
+    os.write(master, b"left for the next run")
+    park(master, slave)
+except OSError:
+    pass
+"""
+        ),
+        probe=program(
+            """
+import socket
+for place in (os.getcwd(), "/tmp", "/dev/shm"):
+    info = os.statvfs(place)
+    held = (info.f_blocks - info.f_bfree) * info.f_frsize
+    if held > 64 << 10:  # more than this probe's own main.py
+        reached.append(f"{place}: {held} bytes held")
+server = socket.socket()
+try:
+    server.bind(("127.0.0.1", 8765))
+except OSError as exc:
+    reached.append(f"port 8765 still taken: {exc.strerror}")
+try:
+    socket.socket(socket.AF_UNIX).connect("\\0redraft-parked")
+    reached.append("the parked abstract socket answers")
+except OSError:
+    pass
+with open("/proc/net/unix") as handle:
+    left = handle.read().splitlines()[1:]
+reached.extend("unix socket " + line.split()[-1] for line in left)
+if os.path.isdir("/dev/pts"):
+    reached.extend("/dev/pts/" + n for n in os.listdir("/dev/pts") if n.isdigit())
+"""
+        ),
+    ),
+    Attack(
+        "settings-of-the-sandbox-namespaces",
+        program(
+            """
+settings = {"kernel/msgmax": "1234567", "kernel/sem": "1 2 3 4", "kernel/shmmax": "7777777",
+            "kernel/shm_rmid_forced": "1", "fs/mqueue/msg_max": "42", "kernel/pid_max": "31337",
+            "net/ipv4/tcp_max_tw_buckets": "99", "net/ipv4/ip_local_port_range": "40000 40001",
+            "net/core/somaxconn": "7", "kernel/hostname": "changed"}
+for name, value in settings.items():
+    try:
+        with open("/proc/sys/" + name, "w") as handle:
+            handle.write(value)
+        reached.append("set " + name)
+    except OSError:
+        pass
+"""
+        ),
+    ),
+    Attack(
+        "time-wait-left-on-a-port",
+        program(
+            """
+import socket
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 8766))
+server.listen()
+for _ in range(20):
+    client = socket.create_connection(("127.0.0.1", 8766))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its port is the one left in TIME_WAIT
+    client.close()
+server.close()
+"""
+        ),
+        probe=program(
+            """
+import socket
+honest = socket.socket()  # no SO_REUSEADDR, as plain code binds
+try:
+    honest.bind(("127.0.0.1", 8766))
+except OSError as exc:
+    reached.append(f"port 8766 kept from the next run: {exc.strerror}")
 """
         ),
     ),

@@ -34,6 +34,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import stat
 import struct
 import sys
@@ -176,18 +177,23 @@ class Identity:
         self.no_capabilities = None
 
     def narrow(self, libc, ctypes):
-        """In the worker, once: a bounding set of only what it keeps, so that each run has
+        """In the worker of an isolating sandbox, once: only the capabilities it keeps (none
+        where runs share its uid), and a bounding set of only those, so that each run has
         just those to drop."""
-        if self.uid is None:
-            return
-        with open("/proc/sys/kernel/cap_last_cap") as handle:
-            last = int(handle.read())
-        for capability in range(last + 1):
-            if capability not in self.KEPT:
-                prctl(libc, ctypes, PR_CAPBSET_DROP, capability)
         # Made here, not in each run: creating ctypes types is slow in a fresh fork.
         header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
         self.no_capabilities = (header, (ctypes.c_uint32 * 6)())
+        kept = self.KEPT if self.uid is not None else ()
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            last = int(handle.read())
+        for capability in range(last + 1):
+            if capability not in kept:
+                prctl(libc, ctypes, PR_CAPBSET_DROP, capability)
+        bits = sum(1 << capability for capability in kept)
+        # effective, permitted, inheritable (the low 32 bits; these are all below 32)
+        wanted = (ctypes.c_uint32 * 6)(bits, bits, 0, 0, 0, 0)
+        if libc.capset(header, wanted) != 0:
+            raise OSError(ctypes.get_errno(), "capset")
 
     @contextlib.contextmanager
     def acting(self):
@@ -220,6 +226,17 @@ class Identity:
             raise OSError(ctypes.get_errno(), "capset")
 
 
+def forget_time_wait():
+    """In the sandbox's own network namespace: no TIME_WAIT, so that a connection a run
+    closed does not keep its port from the next run (where the worker may set it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/sys/net/ipv4/tcp_max_tw_buckets", os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+
 class OomCounter:
     """The kernel's count of OOM kills in the sandbox's memory cgroup, where it can be read
     from inside (a container's); the first of `paths` that exists."""
@@ -237,6 +254,56 @@ class OomCounter:
                         return int(line.split()[1])
         except (OSError, ValueError):
             pass
+        return None
+
+
+class KernelSettings:
+    """The sysctls of the sandbox's own namespaces that a run could change, and their values
+    when the worker started.
+
+    In a user namespace of the caller's uid, the worker and the run own the IPC namespace's
+    settings (kernel.msgmax, kernel.sem, fs.mqueue.*, ...): what one run set, the next would
+    find. Where the run has a uid of its own it can set none, and none are looked at.
+    """
+
+    TOPS = ("/proc/sys",)
+
+    def __init__(self, identity, own_namespace):
+        self.values = {}
+        if identity.uid is not None or not own_namespace:
+            return
+        for top in self.TOPS:
+            for root, _, names in os.walk(top):
+                for name in names:
+                    path = os.path.join(root, name)
+                    if not os.access(path, os.W_OK):
+                        continue
+                    # The mode bits are not the whole check (ns_last_pid wants a capability):
+                    # what takes its own value back is what a run could change.
+                    try:
+                        with open(path, "rb") as handle:
+                            value = handle.read()
+                        with open(path, "wb") as handle:
+                            handle.write(value)
+                    except OSError:
+                        continue
+                    self.values[path] = value
+
+    def restore(self):
+        """None, or which setting could not be put back."""
+        for path, value in self.values.items():
+            try:
+                with open(path, "rb") as handle:
+                    if handle.read() == value:
+                        continue
+                with open(path, "wb") as handle:
+                    handle.write(value)
+                with open(path, "rb") as handle:
+                    if handle.read() == value:
+                        continue
+            except OSError:
+                pass
+            return f"cannot restore {path}"
         return None
 
 
@@ -292,9 +359,16 @@ class Places:
         self.identity = identity
         os.makedirs(work, exist_ok=True)
         self.modes = {}
+        self.free = {}  # blocks and inodes free when empty: on tmpfs, all of them
+        self.times = {}
+        self.attributes = {}
         for place in self.all:
             with contextlib.suppress(OSError):
-                self.modes[place] = stat.S_IMODE(os.lstat(place).st_mode)
+                info = os.lstat(place)
+                self.modes[place] = stat.S_IMODE(info.st_mode)
+                self.free[place] = free_space(place)
+                self.times[place] = (info.st_atime_ns, info.st_mtime_ns)
+                self.attributes[place] = attributes(place)
 
     def restore(self, keep):
         """Their modes back, and their contents gone (unless a session `keep`s them); None,
@@ -310,6 +384,16 @@ class Places:
                 return f"cannot restore {place}: {exc.strerror}"
             if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != mode:
                 return f"{place} is not the directory it was (mode {oct(info.st_mode)})"
+            # Where the run owns the place (its uid is the worker's), what else it can set on
+            # it: access lists, which would lock the next run out, and attributes and times,
+            # which it could read back.
+            try:
+                if attributes(place) != self.attributes[place]:
+                    set_attributes(place, self.attributes[place])
+                if attributes(place) != self.attributes[place]:
+                    return f"the extended attributes of {place} cannot be restored"
+            except OSError as exc:
+                return f"cannot restore the attributes of {place}: {exc.strerror}"
             if keep:
                 continue
             with self.identity.acting():
@@ -318,7 +402,34 @@ class Places:
                 return reason
             if os.listdir(place):
                 return f"{place} is not empty after the wipe"
+            # What no name points to any more but something still holds (an unlinked file
+            # kept open, or in flight) would fill the place for the next run.
+            if place in self.free and free_space(place) < self.free[place]:
+                return f"{place} still has space held after the wipe"
+            os.utime(place, ns=self.times[place])
         return None
+
+
+def attributes(place):
+    """A directory's extended attributes (access lists among them), by name."""
+    try:
+        names = os.listxattr(place, follow_symlinks=False)
+    except OSError:
+        return {}
+    return {name: os.getxattr(place, name, follow_symlinks=False) for name in names}
+
+
+def set_attributes(place, wanted):
+    for name in os.listxattr(place, follow_symlinks=False):
+        if name not in wanted:
+            os.removexattr(place, name, follow_symlinks=False)
+    for name, value in wanted.items():
+        os.setxattr(place, name, value, follow_symlinks=False)
+
+
+def free_space(place):
+    info = os.statvfs(place)
+    return (info.f_bfree, info.f_ffree)
 
 
 # The run's process
@@ -611,6 +722,7 @@ class Worker:
         work = os.path.realpath(values("--work")[0])
         scratch = [os.path.realpath(place) for place in values("--scratch")]
         self.places = Places(work, scratch, self.identity)
+        self.settings = KernelSettings(self.identity, self.own_namespace)
         self.oom = OomCounter(values("--oom-counter"))
         self.ctypes, self.libc = load_libc()
         self.seccomp = None
@@ -626,7 +738,9 @@ class Worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             prctl(self.libc, self.ctypes, PR_SET_DUMPABLE, 0)
-            self.identity.narrow(self.libc, self.ctypes)
+            if self.own_namespace:
+                forget_time_wait()
+                self.identity.narrow(self.libc, self.ctypes)
         except OSError as exc:
             raise Refused(f"cannot lock the worker down: {exc.strerror}") from None
         with contextlib.suppress(OSError):
@@ -689,22 +803,17 @@ class Worker:
                 time.sleep(0.005)
 
     def reap(self):
-        """Collect exited children, keeping the spare's status; as the namespace's init,
-        every orphan the run left too."""
-        target = -1 if self.pid == 1 else self.child
-        if not target:
-            return
+        """Collect every exited child, keeping the spare's status: as the namespace's init,
+        the worker is also the parent of every orphan the run left."""
         while True:
             try:
-                pid, status = os.waitpid(target, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             if pid == self.child:
                 self.child_status = status
-            if target != -1:
-                return
 
     def supervise(self, pipes):
         """One request, from the spare's set-up to the reply; (None, None) when the host left."""
@@ -740,8 +849,9 @@ class Worker:
             "id": setup["id"],
             "exit_code": None if timed_out else exit_code,
             "timed_out": timed_out,
-            # A MemoryError in the run, or the kernel's OOM killer in the sandbox's cgroup.
-            "oom_killed": oom_killed or capture.status().startswith(b"oom"),
+            # The kernel's OOM killer in the sandbox's cgroup, or a MemoryError that ended the
+            # run (the marker alone, which the run could write itself, is not enough).
+            "oom_killed": oom_killed or (exit_code != 0 and capture.status().startswith(b"oom")),
             "oom_kills": oom_after,
             "duration_s": (exited_at or time.monotonic()) - started,
             "stdout_len": capture.sizes["stdout"],
@@ -863,6 +973,42 @@ class Worker:
                 alive.append(int(name))
         return alive
 
+    def collect_in_flight(self):
+        """Descriptors a run sent into its own Unix sockets and never received outlive every
+        process of it (memory, files, sockets, terminals, all held by the kernel) until the
+        kernel collects such sockets. Have it collect them now, and wait until it has.
+        None, or why to retire."""
+        if not self.own_namespace or not unix_sockets_left():
+            return None
+        # A canary cycle of our own: its pipe's write end goes when the collector has run.
+        done_r, done_w = os.pipe()
+        first, second = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            socket.send_fds(first, [b"."], [done_w, first.fileno(), second.fileno()])
+        finally:
+            os.close(done_w)
+            first.close()
+            second.close()
+        deadline = time.monotonic() + KILL_BUDGET_S
+        try:
+            while True:
+                # Releasing a Unix socket while cycles are in flight sets the collector off.
+                for end in socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM):
+                    end.close()
+                wait = min(0.05, deadline - time.monotonic())
+                collected = wait > 0 and select.select([done_r], [], [], wait)[0]
+                if collected or time.monotonic() >= deadline:
+                    break
+        finally:
+            os.close(done_r)
+        if not collected:
+            return "the kernel did not collect what the run left in flight"
+        while unix_sockets_left():  # what the collector freed goes a moment later
+            if time.monotonic() >= deadline:
+                return "Unix sockets of the run are still alive"
+            time.sleep(0.001)
+        return None
+
     def clean_up(self, keep):
         """After a run: no process of it alive, its places empty. None, or why to retire."""
         deadline = time.monotonic() + KILL_BUDGET_S
@@ -875,10 +1021,22 @@ class Worker:
                 return f"processes {alive[:5]} of the run survived SIGKILL"
             self.kill_rest()
             time.sleep(0.001)
+        reason = self.collect_in_flight() or self.settings.restore()
+        if reason:
+            return reason
         try:
             return self.places.restore(keep)
         except OSError as exc:
             return f"cannot restore the working directories: {exc.strerror}"
+
+
+def unix_sockets_left():
+    """Any Unix socket in the sandbox's network namespace (the worker holds none)."""
+    try:
+        with open("/proc/net/unix", "rb") as handle:
+            return len(handle.read().splitlines()) > 1
+    except OSError:
+        return True
 
 
 def pid_fd(pid):

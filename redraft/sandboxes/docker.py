@@ -86,6 +86,8 @@ while True:
         pass
     signal.sigtimedwait([signal.SIGCHLD], 60)
 """
+# A connection a run closed must not linger in TIME_WAIT and keep its port from the next run.
+NETWORK_SETTINGS = {"net.ipv4.tcp_max_tw_buckets": "0"}
 # Where a container's processes read its memory cgroup's OOM-kill count: v1, then v2.
 OOM_COUNTERS = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
 COUNT_OOM = f"""
@@ -277,6 +279,7 @@ class Container:
                     pids_limit=limits.processes + EXTRA_PIDS,
                     init=False,  # pid 1 is INIT_SOURCE: docker-init's child would be killable
                     ipc_mode="private",
+                    sysctls=NETWORK_SETTINGS,
                     auto_remove=True,
                 ),
                 hostname="sandbox",

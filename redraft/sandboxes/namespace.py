@@ -32,6 +32,13 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/mime.types")
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap), or use sandbox='docker'"
 NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts")
+DEVICE_NODES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEVICE_LINKS = {
+    "/dev/fd": "/proc/self/fd",
+    "/dev/stdin": "/proc/self/fd/0",
+    "/dev/stdout": "/proc/self/fd/1",
+    "/dev/stderr": "/proc/self/fd/2",
+}
 
 
 class NamespaceSandbox(PooledSandbox):
@@ -86,13 +93,14 @@ class NamespaceSandbox(PooledSandbox):
     def command(self, *, separate_uid: bool = False) -> list[str]:
         """The bwrap command line of one worker."""
         argv = [self.bwrap or "bwrap", *NAMESPACES, "--unshare-cgroup-try"]
-        if separate_uid:
-            argv += ["--cap-drop", "ALL"]
-            for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
-                argv += ["--cap-add", capability]
-        else:
-            # No capability at all, and no further user namespace from inside.
-            argv += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        # The worker keeps what it needs to drop a run to its own uid (root only); until it
+        # has turned TIME_WAIT off in its network namespace and emptied its bounding set, it
+        # also has CAP_NET_ADMIN and CAP_SETPCAP there. A run has none of them.
+        kept = ("CAP_SETUID", "CAP_SETGID") if separate_uid else ()
+        argv += [] if separate_uid else ["--unshare-user"]
+        argv += ["--cap-drop", "ALL"]
+        for capability in (*kept, "CAP_SETPCAP", "CAP_NET_ADMIN"):
+            argv += ["--cap-add", capability]
         size = str(self.limits.disk_mb << 20)
         argv += [
             # The worker is pid 1: no bwrap init beside it for a run to take over, and what
@@ -103,8 +111,7 @@ class NamespaceSandbox(PooledSandbox):
             "sandbox",
             "--proc",
             "/proc",
-            "--dev",
-            "/dev",
+            *(("--dev", "/dev") if separate_uid else _device_nodes()),
             # Every writable place is an in-memory file system of bounded size.
             *("--size", size, "--perms", "1777", "--tmpfs", "/dev/shm"),
             *("--size", size, "--perms", "1777", "--tmpfs", "/tmp"),
@@ -174,6 +181,18 @@ class NamespaceSandbox(PooledSandbox):
                 "namespaces (sysctl kernel.unprivileged_userns_clone=1) or use sandbox='docker'"
             )
         self._checked = True
+
+
+def _device_nodes() -> list[str]:
+    """/dev without bwrap's `--dev`: as anyone but root, `--dev` nests a second user namespace
+    in which the caller's uid owns the sandbox's namespaces, and with them the IPC settings
+    and the network namespace's administration. The usual nodes, no terminals."""
+    argv = ["--tmpfs", "/dev"]
+    for node in DEVICE_NODES:
+        argv += ["--dev-bind", node, node]
+    for name, target in DEVICE_LINKS.items():
+        argv += ["--symlink", target, name]
+    return argv
 
 
 def _system_python() -> str:

@@ -15,7 +15,10 @@ What it denies (EPERM), and why:
 - state that would outlive the run: SysV shared memory, semaphores and message queues, POSIX
   message queues, kernel keyrings;
 - new namespaces and mounts, and kernel interfaces with a record of exploits (bpf,
-  userfaultfd, io_uring, perf events, modules, kexec).
+  userfaultfd, io_uring, perf events, modules, kexec);
+- a child made a sibling of the run (`CLONE_PARENT`): it would be the worker's to reap;
+- sockets of any family but local, IPv4, IPv6 and netlink (EAFNOSUPPORT): vsock, for one,
+  is not confined by a network namespace.
 
 `clone3` answers ENOSYS, as container runtimes do: its flags are in memory where a filter
 cannot read them, and the C library then falls back to `clone`, whose namespace flags are
@@ -126,7 +129,9 @@ AIMED_AT_A_THREAD = ("tgkill", "rt_tgsigqueueinfo")
 # setpriority(which, who, ...) and ioprio_set(which, who, ...): a process group or a whole uid
 # would include the worker when it shares the run's uid.
 BY_GROUP_OR_USER = {"setpriority": (1, 2), "ioprio_set": (2, 3)}  # PRIO_PGRP/USER, IOPRIO_WHO_*
-CLONE_NAMESPACE_FLAGS = (
+CLONE_DENIED_FLAGS = (
+    # A child of the run's parent (the worker) would be the worker's to reap, not the run's.
+    0x00008000,  # CLONE_PARENT
     0x00020000,  # CLONE_NEWNS
     0x02000000,  # CLONE_NEWCGROUP
     0x04000000,  # CLONE_NEWUTS
@@ -135,6 +140,11 @@ CLONE_NAMESPACE_FLAGS = (
     0x20000000,  # CLONE_NEWPID
     0x40000000,  # CLONE_NEWNET
 )
+# The socket families a run may open: local, IPv4, IPv6 (its own loopback only) and netlink
+# (how a program learns its interfaces). Every other family up to the kernel's AF_MAX is
+# refused; beyond that the kernel refuses by itself.
+SOCKET_FAMILIES = frozenset({1, 2, 10, 16})  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
+FAMILIES_UP_TO = 63
 # Where clone's flags are its first argument (s390 has them second).
 CLONE_FLAGS_FIRST = ("x86_64", "aarch64", "arm64")
 LOW_32_BITS = 0xFFFFFFFF
@@ -197,8 +207,14 @@ def syscall_filter(worker_pid: int) -> bytes:
         for pid in sorted(protected):
             add(name, deny, low32(1, pid))
     if platform.machine() in CLONE_FLAGS_FIRST:
-        for flag in CLONE_NAMESPACE_FLAGS:
+        for flag in CLONE_DENIED_FLAGS:
             add("clone", deny, seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    # Sockets of the families a network namespace isolates (and local ones) only: vsock,
+    # for one, reaches the host or its hypervisor whatever the namespace.
+    for family in range(FAMILIES_UP_TO + 1):
+        if family not in SOCKET_FAMILIES:
+            for name in ("socket", "socketpair"):
+                add(name, seccomp.ERRNO(errno.EAFNOSUPPORT), low32(0, family))
     add("clone3", seccomp.ERRNO(errno.ENOSYS))
     # A binary tree, fewer checks per call; before libseccomp 2.5 a linear program instead,
     # with the same decisions.
