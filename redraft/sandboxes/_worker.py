@@ -13,9 +13,11 @@ imports it. The code it runs is an adversary, so the worker is built to stay out
   worker is root) and installs the host's system-call filter (see `seccomp.py`); before the
   code starts it closes everything of the worker's but its own pipes and sets rlimits.
 - After the run, the worker kills every process left (it is alone in its PID namespace with
-  `--own-pid-namespace`), checks that none survived, empties the working directory and the
-  scratch directories whatever modes the run left, restores their modes, and checks that they
-  are empty. What it cannot restore, it reports: the host then retires this worker.
+  `--own-pid-namespace`) and checks that none survived, has the kernel collect what the run
+  left in flight in Unix sockets, puts back the namespace settings a run could change,
+  restores the working and scratch directories (mode, access lists, attributes, times),
+  empties them whatever the run left, and checks that they are empty with all their space.
+  What it cannot restore, it reports: the host then retires this worker.
 
 Framing on stdin/stdout: an 8-byte big-endian length, then that many bytes of JSON. The worker
 first writes `{"ready": true, "pid": ..., "oom_kills": ...}`, then reads its configuration

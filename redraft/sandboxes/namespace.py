@@ -3,7 +3,8 @@
 Each worker is an interpreter in new PID, network, IPC, UTS and cgroup namespaces (and a user
 namespace unless root): no network but its own loopback, the system directories and the
 interpreter bound read-only, in-memory working and scratch directories of bounded size, a
-read-only /dev, no host process visible, no variable of the host's environment. rlimits bound
+read-only /dev (without terminals when not root), no host process visible, no variable of the
+host's environment. rlimits bound
 every process, a cgroup (where the host allows one) bounds the sandbox as a whole, every run
 starts under a system-call filter, and at the end of each run every process the run started
 is killed, however it detached itself.
