@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from redraft.cli.sandbox import sandbox_app
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, SandboxError, SandboxUnavailable
-from redraft.sandboxes.docker import DockerSandbox
+from redraft.sandboxes.docker import Container, ContainerGone, DockerSandbox
 from redraft.sandboxes.image import debian_mirror, split_name, use_image
 
 IMAGE = "redraft-sandbox:latest"
@@ -311,10 +311,25 @@ def test_an_image_whose_python_lacks_ctypes_is_refused_with_the_fix(
         sandbox.client.images.remove(crippled, force=True)
 
 
+def test_a_container_that_stops_before_its_worker_starts_is_one_clear_error(
+    sandbox: DockerSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the image above does when its init dies before the worker's exec is even made.
+    def gone(self: Container, argv: list[str]) -> NoReturn:
+        raise ContainerGone("Container x is not running: Removal In Progress")
+
+    monkeypatch.setattr(Container, "_start_exec", gone)
+    with (
+        DockerSandbox(client=sandbox.client, pool_size=1) as box,
+        pytest.raises(SandboxError, match=r"not running.*needs python3 with its ctypes module"),
+    ):
+        box.run("print('never runs')")
+
+
 def test_containers_are_removed_at_exit(sandbox: DockerSandbox) -> None:
     script = textwrap.dedent(
         """
-        from redraft.sandboxes.docker import DockerSandbox
+        from redraft.sandboxes.docker import Container, ContainerGone, DockerSandbox
         box = DockerSandbox(pool_size=1)
         assert box.run("print(1)").ok
         print(box.owner)

@@ -311,7 +311,13 @@ class Container:
             run_uid=RUN_UID,
             oom_counters=OOM_COUNTERS,
         )
-        sock, exec_id = self._start_exec(argv)
+        try:
+            sock, exec_id = self._start_exec(argv)
+        except ContainerGone as exc:  # its init stopped at once
+            raise SandboxError(
+                f"the docker sandbox's worker did not start ({exc}); the image "
+                f"{self.sandbox.image} needs python3 with its ctypes module"
+            ) from None
         stream = ExecStream(sock, MAX_CONTROL_FRAME + HEADER_BYTES)
         deadline = time.monotonic() + START_TIMEOUT_S
         try:
