@@ -51,6 +51,8 @@ MAX_CONFIG = 1 << 20
 MAX_SETUP = 1 << 16
 MAX_FD = 1 << 16
 STATUS_BYTES = 16
+# Reasons the host is given (a path a run made can be long); the host refuses longer ones.
+MAX_REASON = 1000
 # Code runs from this file, so tracebacks name it and show its lines.
 MAIN = "main.py"
 # How long the worker may spend emptying directories after a run before it gives up and
@@ -829,8 +831,8 @@ class Worker:
             retire = setup.get("retire") or self.clean_up(keep=False)
             reply = {
                 "id": setup.get("id"),
-                "error": setup["error"],
-                "retire": retire,
+                "error": setup["error"][:MAX_REASON],
+                "retire": retire and retire[:MAX_REASON],
                 "before_run": True,
                 "fatal": bool(setup.get("fatal")),
             }
@@ -860,7 +862,7 @@ class Worker:
             "stderr_len": capture.sizes["stderr"],
             "stdout_truncated": capture.truncated["stdout"],
             "stderr_truncated": capture.truncated["stderr"],
-            "retire": retire,
+            "retire": retire and retire[:MAX_REASON],
         }
         return reply, capture
 

@@ -44,6 +44,7 @@ from redraft.sandboxes.pool import (
 )
 from redraft.sandboxes.protocol import (
     BASE_ENV,
+    HEADER,
     MAX_CONTROL_FRAME,
     RUN_UID,
     WorkerGone,
@@ -101,8 +102,6 @@ for path in {OOM_COUNTERS!r}:
 STREAM_HEADER = struct.Struct(">BxxxL")
 # What the exec's stderr may hold: a traceback if the worker crashed.
 STDERR_CAP = 64 << 10
-# A greeting's frame header: what the worker may send before it is asked for anything else.
-HEADER_BYTES = 8
 
 
 def docker_sdk() -> ModuleType:
@@ -318,7 +317,8 @@ class Container:
                 f"the docker sandbox's worker did not start ({exc}); the image "
                 f"{self.sandbox.image} needs python3 with its ctypes module"
             ) from None
-        stream = ExecStream(sock, MAX_CONTROL_FRAME + HEADER_BYTES)
+        # Its greeting is all it may send before it is asked for anything.
+        stream = ExecStream(sock, HEADER.size + MAX_CONTROL_FRAME)
         deadline = time.monotonic() + START_TIMEOUT_S
         try:
             greeting = read_greeting(stream, deadline, backend="docker")

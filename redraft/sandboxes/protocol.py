@@ -17,6 +17,7 @@ import select
 import struct
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -256,13 +257,14 @@ class _Error(BaseModel):
     fatal: bool
 
 
+@dataclass(frozen=True)
 class Reply:
-    """A checked reply: the run's result, and why the worker must go, if it must."""
+    """A checked reply: the run's result, why the worker must go (if it must), and the
+    sandbox cgroup's OOM-kill count after the run (where the worker can read it)."""
 
-    def __init__(self, result: ExecResult, retire: str | None, oom_kills: int | None) -> None:
-        self.result = result
-        self.retire = retire
-        self.oom_kills = oom_kills
+    result: ExecResult
+    retire: str | None
+    oom_kills: int | None
 
 
 class Greeting(BaseModel):
