@@ -55,6 +55,7 @@ SYSCALLS = {
         "kcmp": 312,
         "perf_event_open": 298,
         "socket": 41,
+        "io_setup": 206,
     },
     "aarch64": {
         "ptrace": 117,
@@ -92,6 +93,7 @@ SYSCALLS = {
         "kcmp": 272,
         "perf_event_open": 241,
         "socket": 198,
+        "io_setup": 0,
     },
 }
 
@@ -759,6 +761,27 @@ for family, name in ((40, "vsock"), (38, "alg"), (17, "packet"), (44, "xdp"), (3
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_RAW):
         if attempt(f"socket {name} {kind}", syscall, "socket", family, kind, 0):
             break
+"""
+        ),
+    ),
+    Attack(
+        "host-wide-tables-and-the-host-s-device-events",
+        program(
+            """
+import socket
+for protocol, name in ((15, "uevents"), (16, "generic"), (4, "sock_diag"), (9, "audit")):
+    attempt(f"netlink {name}", syscall, "socket", 16, socket.SOCK_DGRAM, protocol)
+    attempt(f"netlink {name} high-bits", syscall, "socket", 16, socket.SOCK_DGRAM, protocol | HIGH)
+label = socket.inet_pton(socket.AF_INET6, "::1") + struct.pack("!I", 0x42000)
+label += struct.pack("=BBHHHI", 0, 255, 1, 150, 150, 0)  # IPV6_FL_A_GET, IPV6_FL_F_CREATE
+try:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as flow:
+        flow.setsockopt(41, 32, label)  # IPV6_FLOWLABEL_MGR: lives on after the socket
+        reached.append("an IPv6 flow label")
+except OSError:
+    pass
+context = ctypes.c_ulong(0)
+attempt("io_setup", syscall, "io_setup", 128, ctypes.addressof(context))
 """
         ),
     ),

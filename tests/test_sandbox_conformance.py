@@ -176,6 +176,24 @@ def test_file_paths_outside_the_working_directory_are_rejected(sandbox: Sandbox,
         sandbox.run("print('never runs')", files={name: "x"})
 
 
+@pytest.mark.parametrize(
+    ("env", "argv"),
+    [
+        ({"A=B": "x"}, None),
+        ({"": "x"}, None),
+        ({"NUL": "a\0b"}, None),
+        ({"N\0UL": "x"}, None),
+        (None, ["echo", "a\0b"]),
+    ],
+    ids=["equals-in-name", "empty-name", "nul-in-value", "nul-in-name", "nul-in-argv"],
+)
+def test_environment_and_arguments_no_program_could_get_are_refused(
+    sandbox: Sandbox, env: dict[str, str] | None, argv: list[str] | None
+) -> None:
+    with pytest.raises(ConfigError):
+        sandbox.run(argv or "print('never runs')", env=env)
+
+
 def test_environment_is_passed(sandbox: Sandbox) -> None:
     env = {"REDRAFT_GREETING": "hello", "LANG": "C.UTF-8"}
     code = "import os\nprint(os.environ['REDRAFT_GREETING'])"
@@ -228,6 +246,24 @@ def test_session_keeps_files_across_runs(sandbox: Sandbox) -> None:
         assert second.stdout == "['given.txt', 'main.py', 'more.txt', 'state.txt'] one\n"
         argv = session.run(["cat", "state.txt"])
         assert argv.stdout == "one"
+
+
+def test_a_session_run_cannot_trap_the_next_one_with_what_it_leaves(sandbox: Sandbox) -> None:
+    with sandbox.session() as session:
+        # A FIFO where the next run's main.py and file go, a link where another does.
+        trap = (
+            "import os\nos.remove('main.py')\nos.mkfifo('main.py')\nos.mkfifo('data.txt')\n"
+            "os.symlink('/tmp/elsewhere', 'link.txt')\nopen('state', 'w').write('kept')"
+        )
+        assert session.run(trap).ok
+        code = "import os\nprint(open('data.txt').read(), open('link.txt').read(), "
+        code += "os.path.islink('link.txt'), os.path.exists('/tmp/elsewhere'))"
+        result = session.run(code, files={"data.txt": "D", "link.txt": "L"}, timeout_s=5)
+        assert result.ok and result.stdout == "D L False False\n", result
+        # A request the session's files make impossible fails alone: the files stay.
+        with pytest.raises(SandboxError):
+            session.run("print('never runs')", files={"state/inside": "x"})
+        assert session.run("print(open('state').read())").stdout == "kept\n"
 
 
 def test_sessions_are_isolated_from_each_other(sandbox: Sandbox) -> None:

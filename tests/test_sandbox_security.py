@@ -752,3 +752,34 @@ print(len(started))
 """
     result = sandbox.run(code, memory_mb=256)
     assert result.ok and result.stdout == f"{count}\n", result
+
+
+def test_memory_no_process_maps_takes_the_run_not_the_worker(backend: str) -> None:
+    # Unmapped memory in memfds, filled by small processes, after undoing the run's
+    # oom_score_adj: the OOM killer must still take the run. bwrap (root, with a cgroup)
+    # keeps its worker out of the run's cgroup; elsewhere the worker may be taken, and the
+    # pool replaces it.
+    if not bounded_as_a_whole(backend):
+        pytest.skip("no cgroup bounds this sandbox's memory: nothing to run out of")
+    box = build_sandbox(backend, limits=Limits(memory_mb=128, timeout_s=10), pool_size=1)
+    try:
+        code = """
+import os
+with open("/proc/self/oom_score_adj", "w") as handle:
+    handle.write("0")
+for fd in range(3, 10):
+    held = os.memfd_create("held")
+    os.dup2(held, fd)
+    os.set_inheritable(fd, True)
+os.execv("/bin/sh", ["sh", "-c",
+    "for i in 3 4 5 6 7 8 9; do dd if=/dev/zero of=/proc/self/fd/$i bs=1M count=60 2>/dev/null;"
+    " done; echo filled"])
+"""
+        worker = box.pool._idle[0] if backend == "bwrap" else None  # type: ignore[attr-defined]
+        result = box.run(code)
+        assert result.oom_killed, result  # its dd processes (the shell may live on)
+        if worker is not None:
+            assert box.pool._idle == [worker] and worker.healthy  # type: ignore[attr-defined]
+        assert_honest_run_is_intact(box)
+    finally:
+        box.close()

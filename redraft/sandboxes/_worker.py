@@ -173,12 +173,15 @@ def write_all(fd, *parts):
 class Identity:
     """The uid a run has, and a way for the worker to act as it (for kill(-1) and the wipe)."""
 
-    # What the worker (root) keeps to drop a run's uid and empty its bounding set.
+    # What the worker (root) keeps: to drop a run's uid and empty its bounding set, and,
+    # where it was given it, to make the run the OOM killer's first choice for good.
     KEPT = (6, 7, 8)  # CAP_SETGID, CAP_SETUID, CAP_SETPCAP
+    SYS_RESOURCE = 24
 
     def __init__(self, uid, gid):
         self.uid, self.gid = uid, gid
         self.no_capabilities = None
+        self.kept = ()
 
     def narrow(self, libc, ctypes):
         """In the worker of an isolating sandbox, once: only the capabilities it keeps (none
@@ -188,6 +191,9 @@ class Identity:
         header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
         self.no_capabilities = (header, (ctypes.c_uint32 * 6)())
         kept = self.KEPT if self.uid is not None else ()
+        if kept and self.SYS_RESOURCE in permitted_capabilities():
+            kept = (*kept, self.SYS_RESOURCE)
+        self.kept = kept
         with open("/proc/sys/kernel/cap_last_cap") as handle:
             last = int(handle.read())
         for capability in range(last + 1):
@@ -217,7 +223,7 @@ class Identity:
         could gain by exec (the bounding set is emptied too)."""
         if self.uid is None:
             return
-        for capability in self.KEPT:
+        for capability in self.kept:
             prctl(libc, ctypes, PR_CAPBSET_DROP, capability)
         os.setgroups([])
         os.setresgid(self.gid, self.gid, self.gid)
@@ -230,15 +236,35 @@ class Identity:
             raise OSError(ctypes.get_errno(), "capset")
 
 
-def forget_time_wait():
-    """In the sandbox's own network namespace: no TIME_WAIT, so that a connection a run
-    closed does not keep its port from the next run (where the worker may set it)."""
+def permitted_capabilities():
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("CapPrm:"):
+                bits = int(line.split()[1], 16)
+                return {capability for capability in range(64) if bits >> capability & 1}
+    return set()
+
+
+def oom_score_adj(value):
     with contextlib.suppress(OSError):
-        fd = os.open("/proc/sys/net/ipv4/tcp_max_tw_buckets", os.O_WRONLY)
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
         try:
-            os.write(fd, b"0")
+            os.write(fd, str(value).encode())
         finally:
             os.close(fd)
+
+
+def forget_time_wait():
+    """In the sandbox's own network namespace: no TIME_WAIT, so that a connection a run
+    closed does not keep its port from the next run, and no TCP metrics kept from one
+    connection for the next (where the worker may set them)."""
+    for name, value in (("tcp_max_tw_buckets", b"0"), ("tcp_no_metrics_save", b"1")):
+        with contextlib.suppress(OSError):
+            fd = os.open("/proc/sys/net/ipv4/" + name, os.O_WRONLY)
+            try:
+                os.write(fd, value)
+            finally:
+                os.close(fd)
 
 
 class OomCounter:
@@ -465,8 +491,19 @@ def place_files(directory, files):
         if not path.startswith(directory + os.sep):
             raise ValueError("file path outside the working directory: " + name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(base64.b64decode(encoded))
+        write_file(path, base64.b64decode(encoded))
+
+
+def write_file(path, data):
+    """A new file at `path`, in place of whatever a session's earlier run left there (a FIFO
+    to block on, a link to write through): written aside, then renamed over it."""
+    aside = f"{path}.redraft-{os.getpid()}"
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(aside, path)
 
 
 def stdin_file(data):
@@ -509,6 +546,9 @@ def spare(worker, pipes):
             os.close(fd)
         try:
             os.setsid()
+            # If memory runs out, the run goes first, not the worker: set while the spare
+            # still has the capability, so that the run cannot lower it again.
+            oom_score_adj(1000)
             worker.identity.become(worker.libc, worker.ctypes)
             contain(worker)
         except Exception as exc:
@@ -527,7 +567,8 @@ def spare(worker, pipes):
         try:
             stdin_fd = prepare(request, worker.places.work)
         except Exception as exc:
-            report(setup_w, {"id": run_id, "error": f"{type(exc).__name__}: {exc}"})
+            error = f"{type(exc).__name__}: {exc}"
+            report(setup_w, {"id": run_id, "error": error, "keep": bool(request.get("keep"))})
             os._exit(1)
         setup = {
             "id": run_id,
@@ -552,22 +593,15 @@ def report(fd, message):
 def prepare(request, directory):
     place_files(directory, request.get("files", {}))
     if request.get("code") is not None:
-        with open(os.path.join(directory, MAIN), "w", encoding="utf-8") as handle:
-            handle.write(request["code"])
+        write_file(os.path.join(directory, MAIN), request["code"].encode("utf-8"))
     return stdin_file(base64.b64decode(request.get("stdin") or ""))
 
 
 def contain(worker):
-    """The run's own process from here on: dumpable to itself only, filtered, OOM-first."""
+    """The run's own process from here on: dumpable to itself only, and filtered."""
     ctypes, libc = worker.ctypes, worker.libc
     # Forked from a non-dumpable worker; as itself it may read its own /proc entries again.
     prctl(libc, ctypes, PR_SET_DUMPABLE, 1)
-    with contextlib.suppress(OSError):  # if memory runs out, the run goes first, not the worker
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        try:
-            os.write(fd, b"1000")
-        finally:
-            os.close(fd)
     if worker.seccomp is not None:
         worker.seccomp.install()
     elif worker.require_seccomp:
@@ -744,6 +778,8 @@ class Worker:
             prctl(self.libc, self.ctypes, PR_SET_DUMPABLE, 0)
             if self.own_namespace:
                 forget_time_wait()
+                if self.identity.uid is not None:
+                    oom_score_adj(-1000)  # the OOM killer never takes the worker (if allowed)
                 self.identity.narrow(self.libc, self.ctypes)
         except OSError as exc:
             raise Refused(f"cannot lock the worker down: {exc.strerror}") from None
@@ -828,7 +864,8 @@ class Worker:
             return None, None
         if "error" in setup:
             self.finish(pipes, None)
-            retire = setup.get("retire") or self.clean_up(keep=False)
+            # A session's request that could not be placed leaves the session's files be.
+            retire = setup.get("retire") or self.clean_up(keep=bool(setup.get("keep")))
             reply = {
                 "id": setup.get("id"),
                 "error": setup["error"][:MAX_REASON],

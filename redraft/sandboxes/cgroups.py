@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 GROUP = "redraft-sandboxes"
+REMOVE_WITHIN_S = 5.0
 
 
 class Cgroup:
@@ -90,15 +91,19 @@ class Cgroup:
         return 0
 
     def remove(self) -> None:
-        """Delete the cgroup once its processes are gone (they are being killed)."""
+        """Delete the cgroup once its processes are gone (they are being killed: that may
+        take a while for a process that was holding a lot of memory)."""
         for directory in {self.memory_dir, self.pids_dir}:
-            for _ in range(50):
+            deadline = time.monotonic() + REMOVE_WITHIN_S
+            while True:
                 try:
                     directory.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
+                    if time.monotonic() > deadline:
+                        break
                     time.sleep(0.01)
 
 

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import weakref
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -59,9 +60,11 @@ from redraft.sandboxes.protocol import SANDBOX_WORK_DIR as WORK_DIR
 from redraft.sandboxes.seccomp import syscall_filter
 
 # The container's init and each run's worker are root, with only the capabilities to drop a
-# run to its own uid (and its bounding set to nothing); runs are nobody.
+# run to its own uid (and its bounding set to nothing) and to keep themselves from the OOM
+# killer; runs are nobody, with none.
 ROOT = "0:0"
 CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"]
+CAP_SYS_RESOURCE = 24
 LABEL = "redraft.sandbox"
 SDK_HINT = "the docker sandbox needs the docker SDK: pip install 'redraft[docker]'"
 DAEMON_HINT = "start it (systemctl start docker, or dockerd &) or choose sandbox='bwrap'"
@@ -71,12 +74,17 @@ MEMORY_HEADROOM_MB = 32
 EXTRA_PIDS = 2
 API_TIMEOUT_S = 30
 # pid 1 of every container: reaps the orphans a run leaves (the worker kills them, someone
-# must wait for them) and exits on SIGTERM. Non-dumpable and root, so no run reaches it;
-# blocking SIGCHLD and waiting for it loses none.
+# must wait for them) and exits on SIGTERM. Non-dumpable and root, so no run reaches it, and
+# never the OOM killer's choice; blocking SIGCHLD and waiting for it loses none.
 INIT_SOURCE = """\
 import ctypes, os, signal
 if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:
     raise SystemExit("cannot make the init non-dumpable")
+try:
+    with open("/proc/self/oom_score_adj", "w") as handle:
+        handle.write("-1000")
+except OSError:
+    pass  # without CAP_SYS_RESOURCE
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
 while True:
@@ -88,7 +96,7 @@ while True:
     signal.sigtimedwait([signal.SIGCHLD], 60)
 """
 # A connection a run closed must not linger in TIME_WAIT and keep its port from the next run.
-NETWORK_SETTINGS = {"net.ipv4.tcp_max_tw_buckets": "0"}
+NETWORK_SETTINGS = {"net.ipv4.tcp_max_tw_buckets": "0", "net.ipv4.tcp_no_metrics_save": "1"}
 # Where a container's processes read its memory cgroup's OOM-kill count: v1, then v2.
 OOM_COUNTERS = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
 COUNT_OOM = f"""
@@ -270,7 +278,7 @@ class Container:
                     },
                     shm_size=f"{limits.disk_mb}m",
                     cap_drop=["ALL"],
-                    cap_add=CAPABILITIES,
+                    cap_add=capabilities(),
                     security_opt=["no-new-privileges"],
                     mem_limit=_memory_bytes(limits.memory_mb),
                     memswap_limit=_memory_bytes(limits.memory_mb),
@@ -434,6 +442,20 @@ def _start_failure(stream: ExecStream, exc: BaseException) -> str:
     text = bytes(stream.stderr or stream.first).decode(errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip().isprintable()]
     return lines[-1][:300] if lines else str(exc) or type(exc).__name__
+
+
+def capabilities() -> list[str]:
+    """What the container's init and worker get: CAP_SYS_RESOURCE too where this machine has
+    it (the daemon refuses a container a capability it lacks), so that they can keep out of
+    the OOM killer's way."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return list(CAPABILITIES)
+    bounding = next((line for line in status.splitlines() if line.startswith("CapBnd:")), "")
+    if bounding and int(bounding.split()[1], 16) >> CAP_SYS_RESOURCE & 1:
+        return [*CAPABILITIES, "SYS_RESOURCE"]
+    return list(CAPABILITIES)
 
 
 def _close(sock: socket.socket) -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 from redraft.sandboxes.base import (
@@ -53,8 +54,8 @@ START_TIMEOUT_S = 20.0
 # The worker enforces each run's timeout itself; the host kills the whole worker only if it
 # has not answered this long after that.
 HOST_GRACE_S = 5.0
-# Room in the cgroup beside the run itself: the worker, and the interpreter pages it shares.
-CGROUP_HEADROOM_MB = 32
+# Room in a run's cgroup for the pages its process, a fork of the worker, copies from it.
+CGROUP_HEADROOM_MB = 16
 # How many times a run may find its worker gone (a container that died idle, a worker
 # retired before the run started) and try anew.
 LOST_WORKER_TRIES = 2
@@ -176,7 +177,7 @@ class WorkerProcess:
         self.retired: str | None = None  # why it may not be reused, once it may not
         self.cgroup = cgroup
         self._cgroup_limits: tuple[int, int] | None = None
-        self._fixed_pids = 0
+        self._worker_pid = 0
         # A file, not a pipe: nobody reads bwrap's stderr unless the start fails.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         ids: dict[str, Any] = {}
@@ -202,12 +203,7 @@ class WorkerProcess:
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             self.pid = read_greeting(self._transport, deadline, backend=backend).pid
-            if self.cgroup is not None:
-                # Before the worker forks anything: all the sandbox is made of goes in, and
-                # the run may have `processes` beside those.
-                fixed = descendants(self.proc.pid)
-                self.cgroup.attach(fixed)
-                self._fixed_pids = len(fixed)
+            self._worker_pid = descendants(self.proc.pid)[-1]  # bwrap's child, if bwrap
             self._transport.send(encode_frame(configuration(seccomp(self.pid))), deadline)
         except (TimeoutError, OSError) as exc:
             reason = self._startup_error(exc)
@@ -239,7 +235,7 @@ class WorkerProcess:
         try:
             self.cgroup.limit(
                 memory_bytes=(limits.memory_mb + CGROUP_HEADROOM_MB) << 20,
-                processes=limits.processes + self._fixed_pids,
+                processes=limits.processes,
             )
         except OSError as exc:
             self.retire("its cgroup limits are unknown")
@@ -257,6 +253,8 @@ class WorkerProcess:
             raise WorkerLost(f"the {self.backend} worker had exited")
         oom_before = self.cgroup.oom_kills() if self.cgroup else 0
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
+        if self.cgroup is not None:
+            self._confine_spare()
         outcome = exchange(self, self._transport, request, deadline, self.backend)
         # The worker cannot see its cgroup: the host reads what the OOM killer did.
         oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
@@ -266,6 +264,30 @@ class WorkerProcess:
         if oom:
             return outcome.result.model_copy(update={"oom_killed": True})
         return outcome.result
+
+    def _confine_spare(self) -> None:
+        """Put the process that will take the next request (the worker's only child, forked
+        after the last reply) in the cgroup, before it has the request.
+
+        Only runs go in: the worker stays out, so that however a run fills its memory or
+        process limit, the OOM killer chooses among the run's processes and the worker can
+        still fork the next one.
+        """
+        children = Path(f"/proc/{self._worker_pid}/task/{self._worker_pid}/children")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                spare = [int(pid) for pid in children.read_text().split()]
+            except (OSError, ValueError):
+                spare = []
+            if spare or time.monotonic() > deadline or self.proc.poll() is not None:
+                break
+            time.sleep(0.0005)
+        if len(spare) != 1:
+            self.kill()
+            raise WorkerLost(f"the {self.backend} worker has no process ready for a run")
+        assert self.cgroup is not None
+        self.cgroup.attach(spare)
 
     def retire(self, reason: str) -> None:
         """Never to be given another run (the pool kills it when it comes back)."""

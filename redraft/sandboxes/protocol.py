@@ -112,7 +112,7 @@ def build_request(
         "id": secrets.token_hex(8),
         "files": {_relative(name): _b64(content) for name, content in (files or {}).items()},
         "stdin": _b64(stdin) if stdin else "",
-        "env": {**BASE_ENV, "HOME": work_dir, "TMPDIR": work_dir, **dict(env or {})},
+        "env": {**BASE_ENV, "HOME": work_dir, "TMPDIR": work_dir, **_environment(env)},
         "timeout_s": limits.timeout_s,
         "cpu_s": limits.effective_cpu_s,
         "memory_mb": limits.memory_mb,
@@ -128,13 +128,28 @@ def build_request(
         argv = [str(arg) for arg in program]
         if not argv or not argv[0]:
             raise ConfigError("nothing to run: give Python source or a non-empty argv list")
+        if any("\0" in arg for arg in argv):
+            raise ConfigError("an argument holds a NUL character, which no program can be given")
         request["argv"] = argv
     return request
 
 
+def _environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    variables = dict(env or {})
+    for name, value in variables.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigError(f"sandbox environment {name!r}: names and values must be strings")
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise ConfigError(
+                f"sandbox environment {name!r}: a name must be non-empty without '=' or NUL, "
+                "and a value without NUL"
+            )
+    return variables
+
+
 def _relative(name: str) -> str:
     path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts:
+    if not name or "\0" in name or path.is_absolute() or ".." in path.parts:
         raise ConfigError(
             f"sandbox file {name!r}: give a relative path inside the working directory"
         )

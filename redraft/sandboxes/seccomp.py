@@ -18,7 +18,8 @@ What it denies (EPERM), and why:
   userfaultfd, io_uring, perf events, modules, kexec);
 - a child made a sibling of the run (`CLONE_PARENT`): it would be the worker's to reap;
 - sockets of any family but local, IPv4, IPv6 and netlink (EAFNOSUPPORT): vsock, for one,
-  is not confined by a network namespace.
+  is not confined by a network namespace; netlink for routes only (no host uevents, no
+  generic netlink); IPv6 flow labels and AIO contexts, which are host-wide and outlive a run.
 
 `clone3` answers ENOSYS, as container runtimes do: its flags are in memory where a filter
 cannot read them, and the C library then falls back to `clone`, whose namespace flags are
@@ -145,6 +146,10 @@ CLONE_DENIED_FLAGS = (
 # refused; beyond that the kernel refuses by itself.
 SOCKET_FAMILIES = frozenset({1, 2, 10, 16})  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
 FAMILIES_UP_TO = 63
+AF_NETLINK = 16
+NETLINK_ROUTE = 0
+SOL_IPV6 = 41
+IPV6_FLOWLABEL_MGR = 32
 # Where clone's flags are its first argument (s390 has them second).
 CLONE_FLAGS_FIRST = ("x86_64", "aarch64", "arm64")
 LOW_32_BITS = 0xFFFFFFFF
@@ -215,6 +220,18 @@ def syscall_filter(worker_pid: int) -> bytes:
         if family not in SOCKET_FAMILIES:
             for name in ("socket", "socketpair"):
                 add(name, seccomp.ERRNO(errno.EAFNOSUPPORT), low32(0, family))
+    # Netlink for routes and interfaces only: its other protocols carry the host's device
+    # events (uevents) or state that outlives the run (TCP metrics over generic netlink).
+    add(
+        "socket",
+        seccomp.ERRNO(errno.EPROTONOSUPPORT),
+        low32(0, AF_NETLINK),
+        seccomp.Arg(2, seccomp.NE, NETLINK_ROUTE),
+    )
+    # IPv6 flow labels live on, host-wide, for minutes after their socket is gone.
+    add("setsockopt", deny, low32(1, SOL_IPV6), low32(2, IPV6_FLOWLABEL_MGR))
+    # Asynchronous I/O contexts come from one host-wide pool (fs.aio-max-nr).
+    add("io_setup", seccomp.ERRNO(errno.ENOSYS))
     add("clone3", seccomp.ERRNO(errno.ENOSYS))
     # A binary tree, fewer checks per call; before libseccomp 2.5 a linear program instead,
     # with the same decisions.
