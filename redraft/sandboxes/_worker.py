@@ -497,7 +497,7 @@ def place_files(directory, files):
 def write_file(path, data):
     """A new file at `path`, in place of whatever a session's earlier run left there (a FIFO
     to block on, a link to write through): written aside, then renamed over it."""
-    aside = f"{path}.redraft-{os.getpid()}"
+    aside = f"{path}.redraft-{os.urandom(8).hex()}"  # a name no earlier run could foresee
     fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
         write_all(fd, data)
