@@ -69,6 +69,11 @@ class Cgroup:
                 if step is memsw and not memsw.exists():
                     continue  # swap accounting is off: memory alone is the limit
                 step.write_text(str(memory_bytes))
+            # v1 accounts a cgroup's TCP buffers only once they have a limit of their own (v2
+            # always does). It is a soft one (loopback traffic is charged past it, under
+            # pressure), but it cuts what a run can park in unread connections by two thirds.
+            with contextlib.suppress(OSError):
+                (self.memory_dir / "memory.kmem.tcp.limit_in_bytes").write_text(str(memory_bytes))
         (self.pids_dir / "pids.max").write_text(str(processes))
 
     def attach(self, pids: Iterable[int]) -> None:
