@@ -25,10 +25,19 @@ first writes `{"ready": true, "pid": ..., "oom_kills": ...}`, then reads its con
 one frame, followed by the raw stdout and stderr bytes it announces (`stdout_len`,
 `stderr_len`). `--oom-counter` names cgroup files with the kernel's OOM-kill count, for a
 worker that can read its sandbox's cgroup (a container's).
+
+A request with `"channel": true` gives the run a byte channel to the host: it reads what the
+host sends on fd 3 and writes to the host on fd 4. While it runs, the worker relays: what the
+run writes goes to the host as `{"relay": n}` frames followed by the n bytes (n = 0: the run
+closed its end), never more than `channel_bytes` in all; the host's `{"relay": n}` frames are
+written to the run, `{"close": true}` closes the run's input and `{"stop": true}` ends the run.
+After the reply the worker drops whatever relay frames the host still sent until the host's
+`{"end": true}`, so that none of them can be taken for the next request.
 """
 
 import base64
 import contextlib
+import fcntl
 import gc
 import json
 import mmap
@@ -53,6 +62,10 @@ MAX_FD = 1 << 16
 STATUS_BYTES = 16
 # Reasons the host is given (a path a run made can be long); the host refuses longer ones.
 MAX_REASON = 1000
+# Host input a run has not read yet, held by the worker before it stops reading the host.
+MAX_PENDING = 1 << 20
+# What each relayed frame costs against a run's channel allowance, beyond its bytes.
+RELAY_FRAME_COST = 64
 # Code runs from this file, so tracebacks name it and show its lines.
 MAIN = "main.py"
 # How long the worker may spend emptying directories after a run before it gives up and
@@ -517,19 +530,36 @@ def stdin_file(data):
 
 
 class Pipes:
-    """The run's stdout, stderr and status pipes, and the setup pipe of its spare process."""
+    """The run's stdout, stderr, status and channel pipes, and the setup pipe of its spare."""
 
     def __init__(self):
         self.setup_r, self.setup_w = os.pipe()
         self.stdout_r, self.stdout_w = os.pipe()
         self.stderr_r, self.stderr_w = os.pipe()
         self.status_r, self.status_w = os.pipe()
+        # Pipes, not a socket: nothing can be sent over them but bytes (no descriptors).
+        self.to_run_r, self.to_run_w = os.pipe()
+        self.from_run_r, self.from_run_w = os.pipe()
 
     def child_ends(self):
-        return (self.setup_w, self.stdout_w, self.stderr_w, self.status_w)
+        return (
+            self.setup_w,
+            self.stdout_w,
+            self.stderr_w,
+            self.status_w,
+            self.to_run_r,
+            self.from_run_w,
+        )
 
     def parent_ends(self):
-        return (self.setup_r, self.stdout_r, self.stderr_r, self.status_r)
+        return (
+            self.setup_r,
+            self.stdout_r,
+            self.stderr_r,
+            self.status_r,
+            self.to_run_w,
+            self.from_run_r,
+        )
 
 
 def spare(worker, pipes):
@@ -575,6 +605,8 @@ def spare(worker, pipes):
             "timeout_s": request.get("timeout_s", 10.0),
             "output_bytes": request.get("output_bytes", 1 << 20),
             "keep": bool(request.get("keep")),
+            "channel": bool(request.get("channel")),
+            "channel_bytes": int(request.get("channel_bytes") or 0),
         }
         report(setup_w, setup)
         code = become_run(request, worker, stdin_fd, pipes)
@@ -583,6 +615,10 @@ def spare(worker, pipes):
             traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def fcntl_dup(fd, lowest):
+    return fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
 
 
 def report(fd, message):
@@ -609,12 +645,16 @@ def contain(worker):
 
 
 def become_run(request, worker, stdin_fd, pipes):
-    os.dup2(stdin_fd, 0)
-    os.dup2(pipes.stdout_w, 1)
-    os.dup2(pipes.stderr_w, 2)
-    status_w = pipes.status_w
-    # Nothing of the worker's reaches the run but its three streams and the status pipe.
-    os.closerange(3, status_w)
+    wanted = [stdin_fd, pipes.stdout_w, pipes.stderr_w]
+    if request.get("channel"):
+        wanted += [pipes.to_run_r, pipes.from_run_w]
+    wanted.append(pipes.status_w)
+    # Each first out of the way of the numbers it is moved to, then into place.
+    high = [fcntl_dup(fd, 64) for fd in wanted]
+    for number, fd in enumerate(high):
+        os.dup2(fd, number)
+    status_w = len(high) - 1
+    # Nothing of the worker's reaches the run but its streams, its channel and its status.
     os.closerange(status_w + 1, MAX_FD)
     os.chdir(worker.places.work)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -746,6 +786,111 @@ class Capture:
         self.memory.close()
 
 
+class Relay:
+    """A channel run's two pipes while it runs: what it writes goes to the host in relay
+    frames, what the host sends is written to it without ever blocking the worker."""
+
+    def __init__(self, worker, pipes, limit):
+        self.channel_in, self.channel_out = worker.channel_in, worker.channel_out
+        self.from_run, self.to_run = pipes.from_run_r, pipes.to_run_w
+        os.set_blocking(self.to_run, False)
+        self.room = limit
+        self.pending = bytearray()
+        self.closing = False
+        self.stopped = False
+        self.ended = False  # the run's end is closed and the host told so
+
+    def take_output(self):
+        """Relay one read of the run's output; False once its end is closed (or it wrote
+        more than it may: the host is told, and the run writes into a closed pipe)."""
+        try:
+            data = os.read(self.from_run, CHUNK)
+        except OSError:
+            data = b""
+        if data and len(data) + RELAY_FRAME_COST <= self.room:
+            self.room -= len(data) + RELAY_FRAME_COST
+            write_all(self.channel_out, frame({"relay": len(data)}), data)
+            return True
+        self.end_output(overflow=bool(data))
+        return False
+
+    def end_output(self, overflow=False):
+        if not self.ended:
+            self.ended = True
+            message = {"relay": 0, "overflow": True} if overflow else {"relay": 0}
+            write_all(self.channel_out, frame(message))
+        if self.from_run is not None:
+            os.close(self.from_run)
+            self.from_run = None
+
+    def take_input(self):
+        """One frame from the host; False if the host is gone."""
+        try:
+            message = read_frame(self.channel_in, MAX_SETUP)
+            if message is None:
+                return False
+            size = int(message.get("relay") or 0)
+            if not 0 <= size <= CHUNK:
+                return False
+            data = read_exact(self.channel_in, size) if size else b""
+        except (OSError, ValueError):
+            return False
+        if data is None:
+            return False
+        if self.to_run is not None:
+            self.pending += data
+        self.closing = self.closing or bool(message.get("close"))
+        self.stopped = self.stopped or bool(message.get("stop"))
+        self.flush()
+        return True
+
+    def wants_input(self):
+        return len(self.pending) < MAX_PENDING
+
+    def flush(self):
+        while self.pending and self.to_run is not None:
+            try:
+                written = os.write(self.to_run, self.pending)
+            except BlockingIOError:
+                return
+            except OSError:  # the run closed its end: what it did not read is dropped
+                self.pending.clear()
+                self.close_input()
+                return
+            del self.pending[:written]
+        if self.closing:
+            self.close_input()
+
+    def close_input(self):
+        if self.to_run is not None:
+            os.close(self.to_run)
+            self.to_run = None
+
+    def close(self):
+        self.close_input()
+        if self.from_run is not None:
+            os.close(self.from_run)
+            self.from_run = None
+
+    def await_end(self):
+        """After the reply: drop the host's late relay frames until it says it has the
+        reply. False if the host is gone or out of step."""
+        while True:
+            try:
+                message = read_frame(self.channel_in, MAX_SETUP)
+                if message is None:
+                    return False
+                if message.get("end"):
+                    return True
+                size = int(message.get("relay") or 0)
+                if not 0 <= size <= CHUNK or (size and read_exact(self.channel_in, size) is None):
+                    return False
+                if not ({"relay", "close", "stop"} & message.keys()):
+                    return False
+            except (OSError, ValueError):
+                return False
+
+
 class Worker:
     def __init__(self, args):
         def values(flag):
@@ -768,6 +913,7 @@ class Worker:
         self.channel_in, self.channel_out = 0, 1
         self.child = self.child_status = None
         self.greeted = False
+        self.relay = None
 
     def start(self):
         """Lock the worker down, greet the host and take its configuration."""
@@ -826,6 +972,9 @@ class Worker:
                     view.release()
                 if capture is not None:
                     capture.close()
+            relay, self.relay = self.relay, None
+            if relay is not None and not relay.await_end():
+                return  # the host is gone, or no longer in step with this worker
             if reply.get("retire"):
                 return
 
@@ -875,6 +1024,8 @@ class Worker:
             }
             return reply, None
         capture = Capture(int(setup["output_bytes"]))
+        if setup["channel"]:
+            self.relay = Relay(self, pipes, setup["channel_bytes"] or MAX_REQUEST)
         oom_before = self.oom.read()
         started = time.monotonic()
         exited_at, timed_out = self.watch(pipes, capture, started + float(setup["timeout_s"]))
@@ -899,6 +1050,7 @@ class Worker:
             "stderr_len": capture.sizes["stderr"],
             "stdout_truncated": capture.truncated["stdout"],
             "stderr_truncated": capture.truncated["stderr"],
+            "stopped": self.relay is not None and self.relay.stopped,
             "retire": retire and retire[:MAX_REASON],
         }
         return reply, capture
@@ -929,8 +1081,10 @@ class Worker:
         return {"error": "the run's process died before it started", "retire": "out of step"}
 
     def watch(self, pipes, capture, deadline):
-        """Collect the run's output until it exits or its time is up: (exited_at, timed_out)."""
+        """Collect the run's output (and relay its channel) until it exits, its time is up or
+        the host stops it: (exited_at, timed_out)."""
         streams = {pipes.stdout_r: "stdout", pipes.stderr_r: "stderr", pipes.status_r: "status"}
+        relay = self.relay
         open_fds = set(streams)
         exit_fd = pid_fd(self.child)
         poller = select.poll()
@@ -938,8 +1092,15 @@ class Worker:
             poller.register(fd, select.POLLIN)
         if exit_fd is not None:
             poller.register(exit_fd, select.POLLIN)
-        # No events asked for: only an error (the host closed its end) is reported for it.
-        poller.register(self.channel_out, 0)
+        host_in = relay is not None
+        writing_to = None  # the run's input, while the worker has some for it
+        if relay is not None:
+            open_fds.add(relay.from_run)
+            poller.register(relay.from_run, select.POLLIN)
+            poller.register(self.channel_in, select.POLLIN)
+        else:
+            # No events asked for: only an error (the host closed its end) is reported for it.
+            poller.register(self.channel_out, 0)
         exited_at = None
         try:
             while True:
@@ -954,15 +1115,36 @@ class Worker:
                     return exited_at, False  # exited, its output read (or held by strays)
                 if now >= deadline:
                     return exited_at, exited_at is None
+                if relay is not None:
+                    if relay.stopped:
+                        return exited_at, False
+                    if writing_to is not None:
+                        poller.unregister(writing_to)
+                        writing_to = None
+                    if relay.pending and relay.to_run is not None:
+                        writing_to = relay.to_run
+                        poller.register(writing_to, select.POLLOUT)
+                    if host_in != relay.wants_input():
+                        host_in = not host_in
+                        if host_in:
+                            poller.register(self.channel_in, select.POLLIN)
+                        else:
+                            poller.unregister(self.channel_in)
                 if exited_at is not None or exit_fd is None:
                     wait = 0.005
                 else:
                     wait = 0.02 if self.pid == 1 else 1.0  # init reaps orphans as it goes
                 for fd, _ in poller.poll(max(0.0, min(deadline - now, wait)) * 1000):
-                    if fd == self.channel_out:
+                    if fd == self.channel_out or (fd == self.channel_in and not relay.take_input()):
                         self.kill_rest()
                         os._exit(0)  # the host is gone: nobody waits for this run
-                    if fd in open_fds and not capture.read(fd, streams[fd]):
+                    if relay is not None and fd == relay.from_run:
+                        if not relay.take_output():
+                            open_fds.discard(fd)
+                            poller.unregister(fd)
+                    elif fd == writing_to:
+                        relay.flush()
+                    elif fd in open_fds and not capture.read(fd, streams[fd]):
                         open_fds.discard(fd)
                         poller.unregister(fd)
         finally:
@@ -978,6 +1160,13 @@ class Worker:
             if capture is not None:
                 capture.drain(fd, stream)
             os.close(fd)
+        if self.relay is not None:
+            if not self.relay.ended:
+                self.relay.end_output()
+            self.relay.close()
+        else:
+            os.close(pipes.to_run_w)
+            os.close(pipes.from_run_r)
         deadline = time.monotonic() + KILL_BUDGET_S
         while self.child_status is None and time.monotonic() < deadline:
             self.reap()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from redraft.errors import ConfigError, RedraftError
+
+if TYPE_CHECKING:
+    from redraft.sandboxes.channel import Channel
 
 Program = str | Sequence[str]
 """Python source to run as `main.py`, or an argv list to execute."""
@@ -101,6 +104,7 @@ class SandboxSession(Protocol):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         env: Mapping[str, str] | None = None,
+        channel: Channel | None = None,
     ) -> ExecResult: ...
 
     async def arun(
@@ -112,6 +116,7 @@ class SandboxSession(Protocol):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         env: Mapping[str, str] | None = None,
+        channel: Channel | None = None,
     ) -> ExecResult: ...
 
     def close(self) -> None: ...

@@ -33,6 +33,7 @@ from redraft.sandboxes.base import (
     SandboxError,
     SandboxUnavailable,
 )
+from redraft.sandboxes.channel import Channel
 from redraft.sandboxes.image import DEFAULT_IMAGE
 from redraft.sandboxes.pool import (
     HOST_GRACE_S,
@@ -170,17 +171,27 @@ class ExecStream:
         self._header = bytearray()
         self._stream = 0
         self._left = 0  # bytes of the current chunk still to come
+        self._writer: socket.socket | None = None
 
     def allow(self, budget: int) -> None:
         """What the next reply may hold, beyond what is already here."""
         self.budget = budget
 
     def send(self, data: bytes, deadline: float) -> None:
-        self.sock.settimeout(max(0.001, deadline - time.monotonic()))
+        # A socket object of its own for writing: a channel's input is sent from another
+        # thread while this one reads, and a socket's timeout is per object.
+        if self._writer is None:
+            self._writer = self.sock.dup()
+        self._writer.settimeout(max(0.001, deadline - time.monotonic()))
         try:
-            self.sock.sendall(data)
+            self._writer.sendall(data)
         except TimeoutError:
             raise TimeoutError from None
+
+    def close(self) -> None:
+        for sock in (self._writer, self.sock):
+            if sock is not None:
+                _close(sock)
 
     def read_exact(self, size: int, deadline: float) -> bytes:
         while len(self.stdout) < size:
@@ -343,7 +354,9 @@ class Container:
         self.oom_kills = greeting.oom_kills
         return stream, exec_id
 
-    def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult:
+    def execute(
+        self, request: dict[str, Any], limits: Limits, channel: Channel | None = None
+    ) -> ExecResult:
         # The container's memory and pids limits bound the run as a whole: no address-space
         # rlimit to starve its threads, and no RLIMIT_NPROC, which counts a uid's processes
         # host-wide (every container's runs are nobody: one run's fork bomb would stop
@@ -352,9 +365,10 @@ class Container:
         if self.memory_mb != limits.memory_mb:
             self._set_memory(limits.memory_mb)
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
-        self.stream.allow(MAX_CONTROL_FRAME + 2 * int(request["output_bytes"]))
+        relayed = channel.allowance() if channel is not None else 0
+        self.stream.allow(MAX_CONTROL_FRAME + 2 * int(request["output_bytes"]) + relayed)
         try:
-            outcome = exchange(self, self.stream, request, deadline, "docker")
+            outcome = exchange(self, self.stream, request, deadline, "docker", channel)
         except WorkerLost as exc:
             raise ContainerGone(str(exc)) from None
         if isinstance(outcome, Lost):
@@ -432,7 +446,7 @@ class Container:
     def kill(self) -> None:
         self.healthy = False
         if hasattr(self, "stream"):
-            _close(self.stream.sock)
+            self.stream.close()
         self.sandbox._remove(self.id)
 
 

@@ -34,6 +34,7 @@ from redraft.sandboxes.base import (
     SandboxUnavailable,
 )
 from redraft.sandboxes.cgroups import Cgroup, descendants
+from redraft.sandboxes.channel import Channel
 from redraft.sandboxes.protocol import (
     BASE_ENV,
     PipeTransport,
@@ -72,7 +73,9 @@ class Worker(Protocol):
     @property
     def work_dir(self) -> str: ...
 
-    def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult: ...
+    def execute(
+        self, request: dict[str, Any], limits: Limits, channel: Channel | None = None
+    ) -> ExecResult: ...
 
     def retire(self, reason: str) -> None:
         """Never to be given another run (the pool kills it when it comes back)."""
@@ -113,12 +116,18 @@ class Lost:
 
 
 def exchange(
-    worker: Worker, transport: Transport, request: dict[str, Any], deadline: float, backend: str
+    worker: Worker,
+    transport: Transport,
+    request: dict[str, Any],
+    deadline: float,
+    backend: str,
+    channel: Channel | None = None,
 ) -> Reply | Lost:
     """One request and its checked reply. A worker that lies is killed (WorkerProtocolError);
     one that refuses, or asks to go, is retired; one that took no request is lost
     (WorkerLost: the run may go elsewhere); one that dies or hangs under the run is `Lost`,
-    still to be killed by the caller, who may first want to look at it."""
+    still to be killed by the caller, who may first want to look at it. A `channel` is
+    relayed while the run goes on, and closed when it ends."""
     if transport.pending():
         # It died while idle, or refused before it was asked (it can run nothing), or it
         # says something unasked for.
@@ -128,11 +137,19 @@ def exchange(
     except (OSError, TimeoutError) as exc:
         worker.kill()
         raise WorkerLost(f"the {backend} worker took no request ({exc!r})") from None
+    in_step = False
+    if channel is not None:
+        channel.opened(transport, deadline)
     try:
-        reply = read_reply(transport, request, deadline, backend=backend)
+        reply = read_reply(transport, request, deadline, backend=backend, relay=channel)
+        in_step = True
+        if channel is not None:
+            channel.finished(transport)  # before looking further: the worker waits for it
         if transport.pending():
+            in_step = False
             raise WorkerProtocolError("the worker sent more than its reply: out of step")
     except WorkerRefused as exc:
+        in_step = True
         if exc.retire:
             worker.retire(exc.retire)
         raise refused_run(exc) from None
@@ -141,6 +158,9 @@ def exchange(
         raise
     except (WorkerGone, TimeoutError, OSError) as exc:
         return Lost(hung=isinstance(exc, TimeoutError))
+    finally:
+        if channel is not None and not in_step:
+            channel.finished(None)
     if reply.retire:
         worker.retire(reply.retire)
     return reply
@@ -242,7 +262,9 @@ class WorkerProcess:
             raise SandboxError(f"could not set the sandbox's cgroup limits: {exc}") from exc
         self._cgroup_limits = (limits.memory_mb, limits.processes)
 
-    def execute(self, request: dict[str, Any], limits: Limits) -> ExecResult:
+    def execute(
+        self, request: dict[str, Any], limits: Limits, channel: Channel | None = None
+    ) -> ExecResult:
         self._set_cgroup_limits(limits)
         if self.cgroup is not None:
             # The cgroup bounds memory and processes for the sandbox as a whole: no
@@ -255,7 +277,7 @@ class WorkerProcess:
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
         if self.cgroup is not None:
             self._confine_spare()
-        outcome = exchange(self, self._transport, request, deadline, self.backend)
+        outcome = exchange(self, self._transport, request, deadline, self.backend, channel)
         # The worker cannot see its cgroup: the host reads what the OOM killer did.
         oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
         if isinstance(outcome, Lost):
@@ -408,6 +430,7 @@ class _AsyncRuns:
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         env: Mapping[str, str] | None = None,
+        channel: Channel | None = None,
     ) -> ExecResult:
         raise NotImplementedError
 
@@ -423,6 +446,7 @@ class _AsyncRuns:
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         env: Mapping[str, str] | None = None,
+        channel: Channel | None = None,
     ) -> ExecResult:
         def call() -> ExecResult:
             return self.run(
@@ -432,6 +456,7 @@ class _AsyncRuns:
                 timeout_s=timeout_s,
                 memory_mb=memory_mb,
                 env=env,
+                channel=channel,
             )
 
         return await asyncio.get_running_loop().run_in_executor(self._threads(), call)
@@ -499,8 +524,10 @@ class PooledSandbox(_AsyncRuns):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         env: Mapping[str, str] | None = None,
+        channel: Channel | None = None,
     ) -> ExecResult:
-        """Run `program` (Python source, or an argv list) in a fresh working directory."""
+        """Run `program` (Python source, or an argv list) in a fresh working directory;
+        with a `channel`, another thread talks to it while it runs (see `channel.py`)."""
         limits = self.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
         pool = self.pool
         for attempt in range(1, LOST_WORKER_TRIES + 1):
@@ -514,7 +541,9 @@ class PooledSandbox(_AsyncRuns):
                     limits=limits,
                     work_dir=worker.work_dir,
                 )
-                return worker.execute(request, limits)
+                if channel is not None:
+                    request.update(channel.request_fields())
+                return worker.execute(request, limits, channel)
             except WorkerLost as exc:
                 if attempt == LOST_WORKER_TRIES:
                     raise SandboxError(
@@ -576,6 +605,7 @@ class PooledSession(_AsyncRuns):
         timeout_s: float | None = None,
         memory_mb: int | None = None,
         env: Mapping[str, str] | None = None,
+        channel: Channel | None = None,
     ) -> ExecResult:
         limits = self.sandbox.limits.with_overrides(timeout_s=timeout_s, memory_mb=memory_mb)
         with self._lock:
@@ -597,8 +627,10 @@ class PooledSession(_AsyncRuns):
                 work_dir=self._worker.work_dir,
                 keep=True,
             )
+            if channel is not None:
+                request.update(channel.request_fields())
             try:
-                return self._worker.execute(request, limits)
+                return self._worker.execute(request, limits, channel)
             except WorkerLost as exc:
                 raise SandboxError(
                     f"the sandbox session's worker is gone ({exc}): start a new session"

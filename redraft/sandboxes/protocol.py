@@ -259,6 +259,7 @@ class _Reply(BaseModel):
     stderr_len: int = Field(ge=0)
     stdout_truncated: bool
     stderr_truncated: bool
+    stopped: bool = False  # the host ended the run over its channel
     retire: str | None = Field(max_length=4096)
 
 
@@ -304,8 +305,21 @@ def read_greeting(channel: Transport, deadline: float, *, backend: str) -> Greet
     raise WorkerProtocolError("the worker's greeting is malformed")
 
 
+class Relay(Protocol):
+    """Where a channel run's relayed output goes (a `channel.Channel`)."""
+
+    def take_frame(
+        self, message: dict[str, Any], transport: Transport, deadline: float
+    ) -> None: ...
+
+
 def read_reply(
-    channel: Transport, request: Mapping[str, Any], deadline: float, *, backend: str
+    channel: Transport,
+    request: Mapping[str, Any],
+    deadline: float,
+    *,
+    backend: str,
+    relay: Relay | None = None,
 ) -> Reply:
     """The reply to `request`: its header, then exactly the output it announces.
 
@@ -313,6 +327,11 @@ def read_reply(
     id, more output than its limit, a malformed field) raises `WorkerProtocolError`.
     """
     message = read_frame(channel, deadline)
+    while "relay" in message:
+        if relay is None:
+            raise WorkerProtocolError("the worker relayed output for a run without a channel")
+        relay.take_frame(message, channel, deadline)
+        message = read_frame(channel, deadline)
     if "error" in message:
         try:
             error = _Error.model_validate(message)
