@@ -132,6 +132,9 @@ class LoopNodes:
                 critique = await critic.critique(draft, task, ctx)
             except Exception as exc:  # a broken critic is reported, never ends the run
                 critique = Critique.failed(critic.name, f"{type(exc).__name__}: {exc}")
+                weight = getattr(critic, "weight", None)  # it counts as 0 with its own weight
+                if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+                    critique = critique.model_copy(update={"weight": float(weight)})
             emit(CritiqueEvent(round=draft.round, critique=critique))
             return critique
 

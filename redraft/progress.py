@@ -81,7 +81,14 @@ class ProgressView:
     def _round(self, event: RoundEvent) -> None:
         round_ = event.round
         best = " ★ best so far" if event.best_round == round_.index else ""
-        self.lines.append(Text.assemble("  score ", (f"{round_.score:.2f}", "bold"), best))
+        unjudged = (
+            ""
+            if round_.judged
+            else " (a critic failed: counted as 0; ranks below fully judged drafts)"
+        )
+        self.lines.append(
+            Text.assemble("  score ", (f"{round_.score:.2f}", "bold"), (unjudged, "red"), best)
+        )
         if event.stop_reason is None:
             self.status = f"round {round_.index + 1} · editing"
             return

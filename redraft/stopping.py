@@ -33,29 +33,44 @@ class StopRules:
 
 
 def aggregate(critiques: Sequence[Critique]) -> tuple[float, bool]:
-    """Weighted mean score of the critics that worked, and whether every critic passed."""
-    working = [c for c in critiques if c.error is None]
-    weight = sum(c.weight for c in working)
-    score = sum(c.score * c.weight for c in working) / weight if weight > 0 else 0.0
-    return score, bool(critiques) and all(c.passed for c in critiques)
+    """Weighted mean score of every critic, and whether every critic passed.
+
+    A critic that failed (`error` set) counts as a score of 0 with its weight, and the draft
+    cannot pass: a draft that breaks a critic is never judged by the other critics alone.
+    """
+    weight = sum(c.weight for c in critiques)
+    total = sum((c.score if c.error is None else 0.0) * c.weight for c in critiques)
+    score = total / weight if weight > 0 else 0.0
+    passed = bool(critiques) and all(c.passed and c.error is None for c in critiques)
+    return score, passed
+
+
+def rank(round_: Round) -> tuple[bool, bool, float]:
+    """What rounds are compared by, highest best: (passed, judged, score).
+
+    A round that a critic failed on ranks below every round all its critics judged, whatever
+    its score: the critics that worked do not vouch for what the failed one would have said.
+    """
+    return round_.passed and round_.judged, round_.judged, round_.score
 
 
 def best_round(rounds: Sequence[Round], select: Selection = "best") -> int:
-    """Index of the draft to return: the earliest with the highest (passed, score)."""
+    """Index of the draft to return: the earliest with the highest `rank`."""
     if select == "last":
         return len(rounds) - 1
-    return max(range(len(rounds)), key=lambda i: (rounds[i].passed, rounds[i].score, -i))
+    return max(range(len(rounds)), key=lambda i: (*rank(rounds[i]), -i))
 
 
 def decide(rounds: Sequence[Round], usage: Usage, rules: StopRules) -> StopReason | None:
     """Apply the stop rules after a round has been judged; `None` means edit again."""
     latest = rounds[-1]
-    if latest.passed:
-        return StopReason.PASSED
-    if rules.threshold is not None and latest.score >= rules.threshold:
-        return StopReason.THRESHOLD
     if latest.critiques and all(c.error is not None for c in latest.critiques):
         return StopReason.CRITICS_FAILED  # nothing to edit from
+    # A critic that failed vouches for nothing: such a draft neither passes nor meets the target.
+    if latest.passed and latest.judged:
+        return StopReason.PASSED
+    if rules.threshold is not None and latest.judged and latest.score >= rules.threshold:
+        return StopReason.THRESHOLD
     if rules.max_tokens is not None and usage.total_tokens >= rules.max_tokens:
         return StopReason.BUDGET
     if rules.max_cost_usd is not None and usage.cost_usd >= rules.max_cost_usd:

@@ -181,9 +181,16 @@ class Round(_Model):
     index: int
     draft: Draft
     critiques: list[Critique] = Field(default_factory=list)
-    score: float = Field(description="Weighted mean of the critics that did not fail.")
-    passed: bool = Field(description="Every critic passed the draft.")
+    score: float = Field(
+        description="Weighted mean of every critic's score, a critic that failed counting as 0."
+    )
+    passed: bool = Field(description="Every critic passed the draft; never so if one failed.")
     duration_s: float = Field(default=0.0, description="Time the critics took together.")
+
+    @property
+    def judged(self) -> bool:
+        """No critic failed on this draft. Derived, so older checkpoints and results load."""
+        return all(c.error is None for c in self.critiques)
 
 
 class StopReason(str, Enum):

@@ -187,7 +187,7 @@ def test_all_critics_failing_stops_the_loop() -> None:
     assert not critique.passed
 
 
-def test_a_failed_critic_does_not_count_in_the_score_but_blocks_passing() -> None:
+def test_a_failed_critic_counts_as_zero_and_blocks_passing() -> None:
     def broken(text: str) -> bool:
         raise RuntimeError("boom")
 
@@ -198,9 +198,59 @@ def test_a_failed_critic_does_not_count_in_the_score_but_blocks_passing() -> Non
         editor=LLMEditor(ScriptedModel(["b"])),
         max_rounds=2,
     )
-    assert result.rounds[0].score == pytest.approx(0.8)
+    assert result.rounds[0].score == pytest.approx(0.4)
     assert not result.rounds[0].passed
+    assert not result.rounds[0].judged
     assert result.stop_reason is StopReason.MAX_ROUNDS
+
+
+def test_a_draft_that_breaks_a_critic_loses_to_a_fully_judged_one() -> None:
+    def tests_critic(text: str) -> float:
+        if text == "clever":
+            raise RuntimeError("the tests crashed")
+        return 0.3
+
+    editor = ScriptedModel(["clever", "plain"])
+    result = refine(
+        "task",
+        model=ScriptedModel(["first"]),
+        critics=[
+            FunctionCritic(lambda t: 1.0 if t == "clever" else 0.2, name="style", weight=4.0),
+            FunctionCritic(tests_critic, name="tests"),
+        ],
+        editor=LLMEditor(editor),
+        max_rounds=3,
+        patience=None,
+        threshold=0.7,
+    )
+    scores = [r.score for r in result.rounds]
+    assert scores == pytest.approx([0.22, 0.8, 0.22])
+    assert [r.judged for r in result.rounds] == [True, False, True]
+    # 0.8 is over the threshold, but the tests critic never judged that draft.
+    assert result.stop_reason is StopReason.MAX_ROUNDS
+    assert result.best_round == 0
+    assert result.final.text == "first"
+    assert "<answer>\nfirst\n</answer>" in editor.calls[1].prompt  # revises the judged draft
+
+
+def test_a_custom_critic_that_raises_counts_as_zero_with_its_weight() -> None:
+    class Raising:
+        name = "custom"
+        weight = 3.0
+
+        async def critique(self, draft: object, task: object, ctx: object) -> Critique:
+            raise RuntimeError("no verdict")
+
+    result = refine(
+        "task",
+        model=ScriptedModel(["a"]),
+        critics=[FunctionCritic(lambda t: 0.8, name="ok"), Raising()],
+        editor=LLMEditor(ScriptedModel([])),
+        max_rounds=1,
+    )
+    failed = result.rounds[0].critiques[1]
+    assert failed.error == "RuntimeError: no verdict" and failed.weight == 3.0
+    assert result.rounds[0].score == pytest.approx(0.2)
 
 
 def test_editor_failure_keeps_the_best_draft_and_reports_the_error() -> None:
