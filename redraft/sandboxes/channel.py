@@ -92,6 +92,20 @@ class Channel:
             del self._incoming[:size]
             return data
 
+    def receive_available(self, deadline: float) -> bytes:
+        """What the run has written and nobody has received yet (at least a byte)."""
+        with self._ready:
+            while not self._incoming:
+                if self._state in ("ended", "done"):
+                    raise ChannelClosed("the run's channel is closed")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self._ready.wait(remaining)
+            data = bytes(self._incoming)
+            self._incoming.clear()
+            return data
+
     @property
     def closed(self) -> bool:
         """The run's end is closed and everything it wrote has been received."""

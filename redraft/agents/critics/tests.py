@@ -1,39 +1,57 @@
-"""A critic that runs the draft's code against the user's tests in a sandbox.
+"""A critic that runs the draft's code in a sandbox and judges it with the user's tests.
 
 Execution feedback is the strongest signal a loop can get: models cannot predict what a
-program does. The report says, per test, what failed and where: the failing assertion with
-its actual and expected values, the traceback cut down to the solution and the tests, and what
-the code printed. Score = the fraction of tests passed; the draft passes when all do.
+program does. The verdict must also be one the code cannot forge, so the tests never run in
+the solution's process: the solution runs sandboxed and answers calls, the tests run in a
+judge outside the sandbox (see `judge/`). The report says, per test, what failed and where:
+the failing assertion with its actual and expected values, the traceback cut down to the
+solution and the tests, and what the code printed. Score = the fraction of tests passed
+(skipped ones count neither way); the draft passes when all do.
 """
 
 from __future__ import annotations
 
 import ast
-import json
+import asyncio
+import importlib.util
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from redraft.agents.base import AgentContext
+from redraft.agents.critics.judge.run import (
+    JudgeRequest,
+    Verdict,
+    judge_io,
+    judge_light,
+    judge_pytest,
+)
 from redraft.agents.prompts import DEFAULT_PROMPTS
 from redraft.errors import ConfigError
-from redraft.sandboxes.base import ExecResult, Limits, Sandbox
+from redraft.sandboxes.base import Limits, Sandbox, SandboxError
 from redraft.sandboxes.choose import get_sandbox
 from redraft.types import Critique, Draft, Issue, Task
 
 TestKind = Literal["auto", "functions", "asserts", "check", "io"]
-HERE = Path(__file__).parent
-HARNESS = (HERE / "_tests_harness.py").read_text(encoding="utf-8")
-PYTEST_SHIM = (HERE / "_pytest_shim.py").read_text(encoding="utf-8")
-SOLUTION = "solution.py"
 TESTS = "test_solution.py"
-MAIN = "import _redraft_harness\n_redraft_harness.main()\n"
+# What of a report may reach the editor's prompt, per field.
+FIELD_CHARS = {
+    "name": 200,
+    "message": 2000,
+    "actual": 500,
+    "expected": 500,
+    "expression": 500,
+    "input": 500,
+    "traceback": 4000,
+    "stdout": 2000,
+    "stderr": 2000,
+}
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3", ""}
 
@@ -49,13 +67,13 @@ class IOCase(BaseModel):
 
 
 class TestOutcome(BaseModel):
-    """One test's result, as the harness in the sandbox reported it."""
+    """One test's result, as the judge observed it; every text is capped for the prompt."""
 
     model_config = ConfigDict(extra="ignore")
 
     name: str
     passed: bool
-    outcome: Literal["failed", "error", "timeout", "memory"] | None = None
+    outcome: Literal["failed", "error", "timeout", "memory", "skipped", "xfailed"] | None = None
     message: str | None = None
     actual: str | None = None
     expected: str | None = None
@@ -70,6 +88,19 @@ class TestOutcome(BaseModel):
     stderr: str = ""
     duration_s: float = 0.0
 
+    @field_validator(*FIELD_CHARS, mode="after")
+    @classmethod
+    def _capped(cls, value: str | None, info: Any) -> str | None:
+        limit = FIELD_CHARS[info.field_name]
+        if value is None or len(value) <= limit:
+            return value
+        return value[:limit] + f"... [{len(value) - limit} more characters]"
+
+    @property
+    def counted(self) -> bool:
+        """A skipped test checked nothing: it counts neither as passed nor as failed."""
+        return self.outcome != "skipped"
+
 
 @dataclass(frozen=True)
 class TestSuite:
@@ -83,6 +114,8 @@ class TestSuite:
     entry_point: str | None = None
     origin: str = "tests"
     names: tuple[str, ...] = field(default=())
+    modules: tuple[str, ...] = ("solution",)  # the names the tests import the solution by
+    support: tuple[tuple[str, str], ...] = ()  # files beside the tests (conftest.py)
 
     @classmethod
     def from_source(
@@ -92,6 +125,8 @@ class TestSuite:
         kind: TestKind = "auto",
         entry_point: str | None = None,
         origin: str = "tests",
+        modules: Sequence[str] | None = None,
+        support: Mapping[str, str] | None = None,
     ) -> TestSuite:
         try:
             tree = ast.parse(source)
@@ -137,6 +172,8 @@ class TestSuite:
             entry_point=entry_point,
             origin=origin,
             names=tuple(functions + classes),
+            modules=tuple(modules) if modules else solution_modules(tree),
+            support=tuple(sorted((support or {}).items())),
         )
 
     @classmethod
@@ -176,7 +213,37 @@ class TestSuite:
             if not isinstance(data, list):
                 raise ConfigError(f"tests file {file}: expected a list of {{input, output}} cases")
             return cls.from_cases(data, origin=str(file))
-        return cls.from_source(text, kind=kind, entry_point=entry_point, origin=str(file))
+        conftest = file.parent / "conftest.py"
+        support = (
+            {"conftest.py": conftest.read_text(encoding="utf-8")} if conftest.is_file() else {}
+        )
+        return cls.from_source(
+            text, kind=kind, entry_point=entry_point, origin=str(file), support=support
+        )
+
+
+def solution_modules(tree: ast.Module) -> tuple[str, ...]:
+    """`solution`, and the modules the tests import that are not installed here: the names
+    the tests know the solution by (`from mean import mean`)."""
+    names = ["solution"]
+    for node in ast.walk(tree):
+        imported: list[str] = []
+        if isinstance(node, ast.Import):
+            imported = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported = [node.module]
+        for name in imported:
+            root = name.split(".")[0]
+            if name not in names and not _installed(root):
+                names.append(name)
+    return tuple(names)
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def extract_code(text: str) -> str:
@@ -188,12 +255,15 @@ def extract_code(text: str) -> str:
 
 
 class TestsCritic:
-    """Runs the draft's code with `tests` in a sandbox and reports each failure precisely.
+    """Runs the draft's code in a sandbox, judges it with `tests` outside, and reports each
+    failure precisely.
 
-    `tests` is a `TestSuite`, Python test source (test_* functions pytest-style, top-level
-    asserts, or a HumanEval-style `check(candidate)` with `entry_point`), a path to a test
-    file (.py, or .json/.yaml I/O cases), or a list of {"input", "output"} cases. The
-    solution is importable as `solution` and its names are visible to the tests directly.
+    `tests` is a `TestSuite`, Python test source (test_* functions, run by real pytest;
+    top-level asserts; or a HumanEval-style `check(candidate)` with `entry_point`), a path to
+    a test file (.py, with its conftest.py, or .json/.yaml I/O cases), or a list of
+    {"input", "output"} cases. The solution is importable as `solution`, as any module the
+    tests import that is not installed (`from mean import mean`), and as `module`; its names
+    are visible to the tests directly.
     """
 
     __test__ = False  # not a pytest test class
@@ -205,6 +275,7 @@ class TestsCritic:
         sandbox: Sandbox | str = "auto",
         entry_point: str | None = None,
         kind: TestKind = "auto",
+        module: str | Sequence[str] | None = None,
         name: str = "tests",
         timeout_s: float = 30.0,
         test_timeout_s: float = 5.0,
@@ -212,7 +283,8 @@ class TestsCritic:
         weight: float = 1.0,
         max_issues: int = 8,
     ) -> None:
-        self.suite = _suite(tests, kind=kind, entry_point=entry_point)
+        modules = (module,) if isinstance(module, str) else tuple(module or ())
+        self.suite = _suite(tests, kind=kind, entry_point=entry_point, modules=modules)
         self._sandbox = sandbox
         self._name = name
         self.timeout_s = timeout_s
@@ -234,61 +306,71 @@ class TestsCritic:
             )
         return self._sandbox
 
-    def files(self, code: str) -> dict[str, str]:
-        config = {
-            "kind": self.suite.kind,
-            "solution": SOLUTION,
-            "tests": TESTS if self.suite.kind != "io" else None,
-            "entry_point": self.suite.entry_point,
-            "test_timeout_s": self.test_timeout_s,
-            "cases": [case.model_dump() for case in self.suite.cases],
-        }
-        files = {
-            SOLUTION: code,
-            "_redraft_harness.py": HARNESS,
-            "_redraft_config.json": json.dumps(config),
-            "pytest.py": PYTEST_SHIM,
-        }
-        if self.suite.kind != "io":
-            files[TESTS] = self.suite.source
-        return files
-
-    async def run_tests(self, code: str) -> tuple[list[TestOutcome], str | None, ExecResult]:
-        """The outcome of each test, or why none ran, and the raw sandbox result."""
-        result = await self.sandbox.arun(
-            MAIN, files=self.files(code), timeout_s=self.timeout_s, memory_mb=self.memory_mb
+    def request(self, code: str) -> JudgeRequest:
+        """What the judge is given for one draft's code."""
+        suite = self.suite
+        return JudgeRequest(
+            code=code,
+            kind=suite.kind,
+            sandbox=self.sandbox,
+            source=suite.source,
+            tests_file=TESTS,
+            support=dict(suite.support),
+            cases=tuple(case.model_dump() for case in suite.cases),
+            entry_point=suite.entry_point,
+            modules=suite.modules,
+            timeout_s=self.timeout_s,
+            test_timeout_s=self.test_timeout_s,
+            memory_mb=self.memory_mb,
         )
-        if result.timed_out:
-            return [], f"the tests did not finish within {self.timeout_s:g} s", result
-        if result.oom_killed and result.exit_code != 0:
-            return [], f"the code ran out of memory (limit {self.memory_mb} MB)", result
-        try:
-            report = json.loads(result.stdout)
-        except ValueError:
-            detail = _tail(result.stderr) or f"exit code {result.exit_code}"
-            return [], f"the test run crashed: {detail}", result
-        error = report.get("load_error")
+
+    async def run_tests(self, code: str) -> tuple[list[TestOutcome], str | None]:
+        """The outcome of each test, or why none ran."""
+        verdict = await self.judge(self.request(code))
+        if verdict.failure is not None:
+            return [], verdict.failure
+        error = verdict.load_error
         if error:
-            where = error.get("solution_line")
+            where = error.get("line")
             at = f" (line {where['line']}: {where['text']})" if where else ""
-            message = f"the code does not run: {error['message']}{at}\n{error['traceback']}"
-            return [], message, result
-        return [TestOutcome.model_validate(t) for t in report["tests"]], None, result
+            kind = f"{error['name']}: " if error.get("name") else ""
+            message = f"the code does not run: {kind}{error.get('message', '')}{at}"
+            traceback = str(error.get("traceback") or "").strip()
+            return [], message + (f"\n{_tail(traceback, 4000)}" if traceback else "")
+        if verdict.tests_error:
+            return [], f"the tests do not run:\n{_tail(verdict.tests_error, 4000)}"
+        try:
+            return [TestOutcome.model_validate(test) for test in verdict.tests], None
+        except ValidationError as exc:
+            return [], f"the judge's report is malformed: {exc.errors()[0]['msg']}"
+
+    async def judge(self, request: JudgeRequest) -> Verdict:
+        if request.kind == "io":
+            return await judge_io(request)
+        run = judge_pytest if request.kind == "functions" else judge_light
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run, request), self.timeout_s + 15)
+        except asyncio.TimeoutError:
+            return Verdict(failure=f"the tests did not finish within {self.timeout_s:g} s")
 
     async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
         started = time.perf_counter()
         code = extract_code(draft.text)
-        outcomes, failure, result = await self.run_tests(code)
-        critique = self._critique(code, outcomes, failure, result)
+        try:
+            outcomes, failure = await self.run_tests(code)
+        except SandboxError as exc:
+            # The sandbox itself failed, not the code: an error of the critic's.
+            return Critique.failed(self.name, str(exc)).model_copy(update={"weight": self.weight})
+        critique = self._critique(code, outcomes, failure)
         return critique.model_copy(
             update={"duration_s": time.perf_counter() - started, "weight": self.weight}
         )
 
-    def _critique(
-        self, code: str, outcomes: list[TestOutcome], failure: str | None, result: ExecResult
-    ) -> Critique:
-        failed = [o for o in outcomes if not o.passed]
-        total = len(outcomes)
+    def _critique(self, code: str, outcomes: list[TestOutcome], failure: str | None) -> Critique:
+        counted = [o for o in outcomes if o.counted]
+        failed = [o for o in counted if not o.passed]
+        skipped = len(outcomes) - len(counted)
+        total = len(counted)
         if failure is not None:
             summary = failure.splitlines()[0]
             issues = [Issue(problem=failure, severity="critical", quote=_quote(failure, code))]
@@ -296,20 +378,19 @@ class TestsCritic:
         else:
             score = (total - len(failed)) / total if total else 0.0
             summary = f"{total - len(failed)} of {total} tests passed"
+            if skipped:
+                summary += f" ({skipped} skipped)"
             if failed:
                 names = ", ".join(o.name for o in failed[:5])
                 more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
                 summary += f"; failing: {names}{more}"
             issues = [_issue(o) for o in failed[: self.max_issues]]
-        # The run's own output is the harness's report, unless the harness never got to it.
-        raw = failure is not None and not result.stdout.startswith("{")
         feedback = DEFAULT_PROMPTS.render(
             "tests_report.md",
             outcomes=outcomes,
+            counted=counted,
             failed=failed,
             failure=failure,
-            stdout=_tail(result.stdout) if raw else "",
-            stderr=_tail(result.stderr) if raw else "",
         )
         return Critique(
             critic=self.name,
@@ -327,14 +408,19 @@ def _suite(
     *,
     kind: TestKind,
     entry_point: str | None,
+    modules: tuple[str, ...] = (),
 ) -> TestSuite:
     if isinstance(tests, TestSuite):
-        return tests
-    if isinstance(tests, Path):
-        return TestSuite.from_file(tests, kind=kind, entry_point=entry_point)
-    if isinstance(tests, str):
-        return TestSuite.from_source(tests, kind=kind, entry_point=entry_point)
-    return TestSuite.from_cases(tests)
+        suite = tests
+    elif isinstance(tests, Path):
+        suite = TestSuite.from_file(tests, kind=kind, entry_point=entry_point)
+    elif isinstance(tests, str):
+        suite = TestSuite.from_source(tests, kind=kind, entry_point=entry_point)
+    else:
+        suite = TestSuite.from_cases(tests)
+    if modules:
+        suite = replace(suite, modules=tuple(dict.fromkeys(("solution", *modules))))
+    return suite
 
 
 def _issue(outcome: TestOutcome) -> Issue:

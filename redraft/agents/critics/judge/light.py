@@ -1,0 +1,275 @@
+"""The light judge: HumanEval `check(candidate)` and assert scripts, run here, without pytest.
+
+The tests run in this process against the solution's proxies (`remote.py`). Asserts are
+rewritten, pytest-style, so that a failed comparison records both sides; each test has its own
+time for the solution's answers; a test during which the solution's process faulted fails
+whatever the test caught. A test that broke the process (it hung, or died) leaves the next
+test a fresh one.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import operator
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from redraft.agents.critics.judge import _wire as wire
+from redraft.agents.critics.judge.remote import Remote, SolutionFault, TestRecord
+
+TESTS_FILE = "test_solution.py"
+OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
+    "Eq": (operator.eq, "=="),
+    "NotEq": (operator.ne, "!="),
+    "Lt": (operator.lt, "<"),
+    "LtE": (operator.le, "<="),
+    "Gt": (operator.gt, ">"),
+    "GtE": (operator.ge, ">="),
+    "Is": (operator.is_, "is"),
+    "IsNot": (operator.is_not, "is not"),
+    "In": (lambda a, b: a in b, "in"),
+    "NotIn": (lambda a, b: a not in b, "not in"),
+}
+
+
+class Recorder:
+    """What the last failed assert compared, for the report."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, Any] | None = None
+
+    def compare(self, left: Any, right: Any, op_name: str) -> Any:
+        function, symbol = OPERATORS[op_name]
+        outcome = function(left, right)
+        if not outcome:
+            self.last = {
+                "actual": wire.safe_repr(left),
+                "expected": wire.safe_repr(right),
+                "op": symbol,
+            }
+        return outcome
+
+    def truth(self, value: Any) -> Any:
+        if not value:
+            self.last = {"actual": wire.safe_repr(value), "expected": None, "op": None}
+        return value
+
+
+class AssertRewriter(ast.NodeTransformer):
+    """`assert a == b` -> `assert __redraft__.compare(a, b, "Eq")`: each side evaluated once."""
+
+    def visit_Assert(self, node: ast.Assert) -> ast.Assert:
+        recorder = ast.Name(id="__redraft__", ctx=ast.Load())
+        test = node.test
+        if isinstance(test, ast.Compare) and len(test.ops) == 1:
+            call = ast.Call(
+                func=ast.Attribute(value=recorder, attr="compare", ctx=ast.Load()),
+                args=[test.left, test.comparators[0], ast.Constant(type(test.ops[0]).__name__)],
+                keywords=[],
+            )
+        else:
+            call = ast.Call(
+                func=ast.Attribute(value=recorder, attr="truth", ctx=ast.Load()),
+                args=[test],
+                keywords=[],
+            )
+        node.test = ast.copy_location(call, test)
+        return ast.fix_missing_locations(node)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return type(exc).__name__ + (": " + text if text else "")
+
+
+class LightJudge:
+    """Runs a check(candidate) function or an assert script against the solution."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        source: str,
+        *,
+        kind: str,
+        entry_point: str | None,
+        aliases: tuple[str, ...],
+        test_timeout_s: float,
+        restart_timeout_s: float,
+    ) -> None:
+        self.remote = remote
+        self.source = source
+        self.kind = kind
+        self.entry_point = entry_point
+        self.aliases = aliases
+        self.test_timeout_s = test_timeout_s
+        self.restart_timeout_s = restart_timeout_s
+        self.recorder = Recorder()
+        self.results: list[dict[str, Any]] = []
+        self.assert_sources: dict[int, str] = {}
+        self.tree = self._rewritten(source)
+        self.solution_names: dict[str, Any] = {}
+        self.tests_error: str | None = None  # why the tests themselves do not run
+
+    # -- the test namespace -----------------------------------------------------------------
+
+    def _rewritten(self, source: str) -> ast.Module:
+        tree = ast.parse(source, TESTS_FILE)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assert):
+                self.assert_sources[node.lineno] = ast.get_source_segment(source, node) or "assert"
+        rewritten = AssertRewriter().visit(tree)
+        assert isinstance(rewritten, ast.Module)
+        return rewritten
+
+    def _import(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        module = self.remote.module
+        aliases = self.aliases
+
+        def load(name: str, *args: Any, **kwargs: Any) -> Any:
+            if name in aliases:
+                return module
+            return real(name, *args, **kwargs)
+
+        return load
+
+    def namespace(self) -> dict[str, Any]:
+        """Globals for the tests: the solution's names, as if `from solution import *`."""
+        names = self.remote.names()
+        self.solution_names = names
+        own_builtins = dict(vars(builtins))
+        own_builtins["__import__"] = self._import(builtins.__import__)
+        namespace = dict(names)
+        namespace.update(
+            __name__="tests",
+            __file__=TESTS_FILE,
+            __redraft__=self.recorder,
+            __builtins__=own_builtins,
+        )
+        return namespace
+
+    # -- one test ---------------------------------------------------------------------------
+
+    def run_test(self, name: str, body: Callable[[], Any], line: int | None = None) -> None:
+        self.recorder.last = None
+        record = self.remote.begin_test(self.test_timeout_s)
+        result: dict[str, Any] = {"name": name, "passed": True, "line": line}
+        started = time.perf_counter()
+        try:
+            body()
+        except SolutionFault as exc:
+            result.update(passed=False, outcome=_fault_outcome(str(exc)), message=str(exc))
+        except AssertionError as exc:
+            result.update(passed=False, outcome="failed", message=describe(exc))
+            self._add_traceback(result, exc, record)
+            if self.recorder.last is not None:
+                result.update(self.recorder.last)
+        except MemoryError as exc:
+            result.update(passed=False, outcome="error", message=describe(exc))
+        except BaseException as exc:
+            result.update(passed=False, outcome="error", message=describe(exc))
+            self._add_traceback(result, exc, record)
+        if record.faults and result["passed"]:
+            # The test caught what the solution's process did: it still fails.
+            result.update(passed=False, outcome=_fault_outcome(record.faults[0]))
+            result["message"] = record.faults[0]
+        result["duration_s"] = time.perf_counter() - started
+        result["stdout"], result["stderr"] = record.stdout, record.stderr
+        self.results.append(result)
+
+    def _add_traceback(
+        self, result: dict[str, Any], exc: BaseException, record: TestRecord
+    ) -> None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == TESTS_FILE]
+        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+        remote = getattr(exc, "_redraft_remote", None)
+        if isinstance(remote, dict):
+            # The solution's own frames, then its exception, as it raised it.
+            solution = remote["traceback"].split("\n", 1)[-1]
+            result["traceback"] = "".join(lines) + solution
+            result["solution_line"] = remote["line"]
+        else:
+            result["traceback"] = "".join(lines) + "".join(
+                traceback.format_exception_only(type(exc), exc)
+            )
+        if frames:
+            result["expression"] = self.assert_sources.get(frames[-1].lineno or 0)
+            result["test_line"] = frames[-1].lineno
+
+    def _recover(self) -> bool:
+        """After a test that broke the solution's process: a fresh one for the next."""
+        if self.remote.broken is None:
+            return True
+        try:
+            started = self.remote.restart(time.monotonic() + self.restart_timeout_s)
+        except SolutionFault:
+            return False
+        return started
+
+    # -- kinds ------------------------------------------------------------------------------
+
+    def run(self) -> list[dict[str, Any]]:
+        if self.kind == "check":
+            self.run_check()
+        else:
+            self.run_asserts()
+        return self.results
+
+    def run_check(self) -> None:
+        namespace = self.namespace()
+        record = self.remote.begin_test(self.test_timeout_s)
+        try:
+            exec(compile(self.tree, TESTS_FILE, "exec"), namespace)
+        except (Exception, SolutionFault) as exc:
+            result: dict[str, Any] = {}
+            self._add_traceback(result, exc, record)
+            self.tests_error = result["traceback"]
+            return
+        entry = self.entry_point
+        if entry is None:
+            functions = [n for n, v in self.solution_names.items() if callable(v)]
+            entry = functions[-1] if functions else None
+        candidate = self.solution_names.get(entry) if entry else None
+        if candidate is None or not callable(candidate):
+            self.results.append(
+                {
+                    "name": f"check({entry})",
+                    "passed": False,
+                    "outcome": "error",
+                    "message": f"the code defines no function named {entry!r}",
+                }
+            )
+            return
+        check = namespace["check"]
+        self.run_test(f"check({entry})", lambda: check(candidate))
+
+    def run_asserts(self) -> None:
+        """A script of asserts: each top-level assert is a test; other statements set up."""
+        namespace = self.namespace()
+        for statement in self.tree.body:
+            code = compile(ast.Module(body=[statement], type_ignores=[]), TESTS_FILE, "exec")
+
+            def body(code: Any = code) -> None:
+                exec(code, namespace)
+
+            if isinstance(statement, ast.Assert):
+                text = self.assert_sources.get(statement.lineno) or "assert"
+                self.run_test(text, body, line=statement.lineno)
+            else:
+                before = len(self.results)
+                self.run_test("setup", body, line=statement.lineno)
+                outcome = self.results.pop()
+                if not outcome["passed"] and len(self.results) == before:
+                    outcome["name"] = f"setup at line {statement.lineno}"
+                    self.results.append(outcome)
+            if self.remote.broken is not None:
+                if not self._recover():
+                    return
+                fresh = self.namespace()
+                namespace.update({k: v for k, v in fresh.items() if k in self.solution_names})
+
+
+def _fault_outcome(reason: str) -> str:
+    return "timeout" if "did not finish within" in reason else "error"

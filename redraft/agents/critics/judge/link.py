@@ -1,0 +1,105 @@
+"""The solution's process as a sandbox run with a channel (see `sandboxes/channel.py`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from redraft.sandboxes.base import ExecResult, Sandbox
+from redraft.sandboxes.channel import Channel
+
+HERE = Path(__file__).parent
+SERVER_FILES = {
+    "_redraft_wire.py": (HERE / "_wire.py").read_text(encoding="utf-8"),
+    "_redraft_server.py": (HERE / "_server.py").read_text(encoding="utf-8"),
+}
+MAIN = "import _redraft_server\n_redraft_server.main()\n"
+CHANNEL_BYTES = 64 << 20
+
+
+class SandboxLink:
+    """One run of the solution server at a time, in `sandbox`, restarted on request."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        files: Mapping[str, str],
+        *,
+        timeout_s: float,
+        memory_mb: int,
+    ) -> None:
+        self.sandbox = sandbox
+        self.files = {**files, **SERVER_FILES}
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.results: list[ExecResult] = []
+        self.errors: list[BaseException] = []
+        self._start()
+
+    def _start(self) -> None:
+        self.channel = Channel(CHANNEL_BYTES)
+        self.result: ExecResult | None = None
+        self.thread = threading.Thread(
+            target=self._run, args=(self.channel,), name="redraft-solution", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, channel: Channel) -> None:
+        try:
+            result = self.sandbox.run(
+                MAIN,
+                files=self.files,
+                timeout_s=self.timeout_s,
+                memory_mb=self.memory_mb,
+                channel=channel,
+            )
+        except BaseException as exc:  # reported by why_closed, and by the critic
+            self.errors.append(exc)
+            channel.finished(None)
+            return
+        self.result = result
+        self.results.append(result)
+
+    def send(self, data: bytes) -> None:
+        self.channel.send(data)
+
+    def receive_exactly(self, size: int, deadline: float) -> bytes:
+        return self.channel.receive_exactly(size, deadline)
+
+    def restart(self) -> None:
+        self.close()
+        self._start()
+
+    def close(self) -> None:
+        self.channel.stop()
+        self.thread.join(self.timeout_s + 30)
+
+    def why_closed(self) -> str:
+        self.thread.join(5.0)
+        if self.errors and self.result is None:
+            return str(self.errors[-1])
+        result = self.result
+        if self.channel.overflow:
+            return f"it wrote more than {CHANNEL_BYTES >> 20} MB to the judge"
+        if result is None:
+            return "it is gone"
+        return describe_end(result, self.memory_mb)
+
+
+def describe_end(result: ExecResult, memory_mb: int) -> str:
+    """How a run ended, in words."""
+    if result.timed_out:
+        return "it ran out of time"
+    if result.oom_killed:
+        return f"it ran out of memory (limit {memory_mb} MB)"
+    code = result.exit_code
+    what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    tail = result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else []
+    return what + (f": {tail[0][:300]}" if tail else "")
+
+
+def wait_closed(link: SandboxLink, deadline: float) -> None:
+    while link.thread.is_alive() and time.monotonic() < deadline:
+        link.thread.join(0.05)
