@@ -21,16 +21,17 @@ imports it. The code it runs is an adversary, so the worker is built to stay out
 
 Framing on stdin/stdout: an 8-byte big-endian length, then that many bytes of JSON. The worker
 first writes `{"ready": true, "pid": ..., "oom_kills": ...}`, then reads its configuration
-(`{"seccomp": base64 of the BPF program, or null}`). Each request is one frame; each reply is
+(`{"seccomp": base64 of the BPF program, or null, "preload": {module name: source}}`: modules
+it imports once, for the runs that use them). Each request is one frame; each reply is
 one frame, followed by the raw stdout and stderr bytes it announces (`stdout_len`,
 `stderr_len`). `--oom-counter` names cgroup files with the kernel's OOM-kill count, for a
 worker that can read its sandbox's cgroup (a container's).
 
 A request with `"channel": true` gives the run a byte channel to the host: it reads what the
 host sends on fd 3 and writes to the host on fd 4. While it runs, the worker relays: what the
-run writes goes to the host as `{"relay": n}` frames followed by the n bytes (n = 0: the run
-closed its end), never more than `channel_bytes` in all; the host's `{"relay": n}` frames are
-written to the run, `{"close": true}` closes the run's input and `{"stop": true}` ends the run.
+run writes goes to the host as relay frames: a header with bit 63 set and the length n below
+it, then the n bytes (n = 0: the run closed its end; bit 62 too: it wrote more than
+`channel_bytes`, its allowance); the host's relay frames, alike, are written to the run; `{"close": true}` closes the run's input and `{"stop": true}` ends the run.
 After the reply the worker drops whatever relay frames the host still sent until the host's
 `{"end": true}`, so that none of them can be taken for the next request.
 """
@@ -66,6 +67,9 @@ MAX_REASON = 1000
 MAX_PENDING = 1 << 20
 # What each relayed frame costs against a run's channel allowance, beyond its bytes.
 RELAY_FRAME_COST = 64
+# A frame header with this bit holds relayed bytes (raw, no JSON): its length is below it.
+RELAY_FLAG = 1 << 63
+OVERFLOW_FLAG = 1 << 62
 # Code runs from this file, so tracebacks name it and show its lines.
 MAIN = "main.py"
 # How long the worker may spend emptying directories after a run before it gives up and
@@ -157,6 +161,34 @@ def read_frame(fd, limit):
     if not isinstance(message, dict):
         raise ValueError("a frame must hold an object")
     return message
+
+
+def read_host_frame(fd):
+    """A frame from the host during a channel run: ("relay", bytes), ("control", dict), or
+    None if the host is gone. ValueError if it is malformed."""
+    header = read_exact(fd, HEADER.size)
+    if header is None:
+        return None
+    (size,) = HEADER.unpack(header)
+    if size & RELAY_FLAG:
+        size &= ~(RELAY_FLAG | OVERFLOW_FLAG)
+        if size > CHUNK:
+            raise ValueError("relay frame too large")
+        data = read_exact(fd, size) if size else b""
+        return None if data is None else ("relay", data)
+    if size > MAX_SETUP:
+        raise ValueError("frame too large")
+    body = read_exact(fd, size)
+    if body is None:
+        return None
+    message = json.loads(body)
+    if not isinstance(message, dict):
+        raise ValueError("a frame must hold an object")
+    return ("control", message)
+
+
+def relay_header(size, overflow=False):
+    return HEADER.pack(RELAY_FLAG | (OVERFLOW_FLAG if overflow else 0) | size)
 
 
 def frame(message):
@@ -809,7 +841,7 @@ class Relay:
             data = b""
         if data and len(data) + RELAY_FRAME_COST <= self.room:
             self.room -= len(data) + RELAY_FRAME_COST
-            write_all(self.channel_out, frame({"relay": len(data)}), data)
+            write_all(self.channel_out, relay_header(len(data)), data)
             return True
         self.end_output(overflow=bool(data))
         return False
@@ -817,8 +849,7 @@ class Relay:
     def end_output(self, overflow=False):
         if not self.ended:
             self.ended = True
-            message = {"relay": 0, "overflow": True} if overflow else {"relay": 0}
-            write_all(self.channel_out, frame(message))
+            write_all(self.channel_out, relay_header(0, overflow))
         if self.from_run is not None:
             os.close(self.from_run)
             self.from_run = None
@@ -826,19 +857,18 @@ class Relay:
     def take_input(self):
         """One frame from the host; False if the host is gone."""
         try:
-            message = read_frame(self.channel_in, MAX_SETUP)
-            if message is None:
-                return False
-            size = int(message.get("relay") or 0)
-            if not 0 <= size <= CHUNK:
-                return False
-            data = read_exact(self.channel_in, size) if size else b""
+            received = read_host_frame(self.channel_in)
         except (OSError, ValueError):
             return False
-        if data is None:
+        if received is None:
             return False
-        if self.to_run is not None:
-            self.pending += data
+        kind, data = received
+        if kind == "relay":
+            if self.to_run is not None:
+                self.pending += data
+            message = {}
+        else:
+            message = data
         self.closing = self.closing or bool(message.get("close"))
         self.stopped = self.stopped or bool(message.get("stop"))
         self.flush()
@@ -877,17 +907,17 @@ class Relay:
         reply. False if the host is gone or out of step."""
         while True:
             try:
-                message = read_frame(self.channel_in, MAX_SETUP)
-                if message is None:
-                    return False
-                if message.get("end"):
-                    return True
-                size = int(message.get("relay") or 0)
-                if not 0 <= size <= CHUNK or (size and read_exact(self.channel_in, size) is None):
-                    return False
-                if not ({"relay", "close", "stop"} & message.keys()):
-                    return False
+                received = read_host_frame(self.channel_in)
             except (OSError, ValueError):
+                return False
+            if received is None:
+                return False
+            kind, message = received
+            if kind == "relay":
+                continue
+            if message.get("end"):
+                return True
+            if not ({"close", "stop"} & message.keys()):
                 return False
 
 
@@ -948,6 +978,7 @@ class Worker:
             self.seccomp = SeccompProgram(self.ctypes, self.libc, base64.b64decode(program))
         elif self.require_seccomp:
             raise Refused("this sandbox needs a system-call filter and the host sent none")
+        preload(config.get("preload") or {})
         return True
 
     def serve(self):
@@ -1258,6 +1289,19 @@ class Worker:
             return self.places.restore(keep)
         except OSError as exc:
             return f"cannot restore the working directories: {exc.strerror}"
+
+
+def preload(sources):
+    """Import the host's modules for runs now, once, rather than in every run."""
+    for name, source in sources.items():
+        module = types.ModuleType(name)
+        module.__file__ = f"<{name}>"
+        sys.modules[name] = module
+        try:
+            exec(compile(source, module.__file__, "exec"), module.__dict__)
+        except Exception as exc:
+            del sys.modules[name]
+            raise Refused(f"cannot preload {name}: {type(exc).__name__}: {exc}") from None
 
 
 def unix_sockets_left():

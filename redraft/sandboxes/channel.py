@@ -13,9 +13,14 @@ import threading
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from redraft.sandboxes.protocol import HEADER, Transport, WorkerProtocolError, encode_frame
+from redraft.sandboxes.protocol import (
+    HEADER,
+    OVERFLOW_FLAG,
+    RELAY_FLAG,
+    Transport,
+    WorkerProtocolError,
+    encode_frame,
+)
 
 RELAY_CHUNK = 1 << 16
 # What each relayed frame costs against the run's allowance, beyond its bytes: a run writing a
@@ -26,15 +31,6 @@ DEFAULT_CHANNEL_BYTES = 64 << 20
 
 class ChannelClosed(EOFError):
     """The run's end of the channel is closed: it closed it, wrote too much, or ended."""
-
-
-class RelayFrame(BaseModel):
-    """A relay frame's header from the worker: n bytes of the run's output follow."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    relay: int = Field(ge=0, le=RELAY_CHUNK)
-    overflow: bool = False
 
 
 class Channel:
@@ -61,13 +57,14 @@ class Channel:
 
     def send(self, data: bytes) -> None:
         """Write `data` to the run's fd 3; ChannelClosed once the run has ended."""
-        frames = [
-            encode_frame({"relay": len(part)}) + part
-            for part in (
-                data[start : start + RELAY_CHUNK] for start in range(0, len(data), RELAY_CHUNK)
-            )
-        ]
-        self._write(frames)
+        self._write(
+            [
+                HEADER.pack(RELAY_FLAG | len(part)) + part
+                for part in (
+                    data[start : start + RELAY_CHUNK] for start in range(0, len(data), RELAY_CHUNK)
+                )
+            ]
+        )
 
     def close_input(self) -> None:
         """The run reads end-of-file on fd 3 once it has read what was sent."""
@@ -145,19 +142,18 @@ class Channel:
                 with contextlib.suppress(OSError, TimeoutError):
                     transport.send(b"".join(held), deadline)
 
-    def take_frame(self, message: dict[str, Any], transport: Transport, deadline: float) -> None:
-        """A relay frame the worker sent, and the bytes it announces."""
-        try:
-            frame = RelayFrame.model_validate(message)
-        except ValidationError:
-            raise WorkerProtocolError("the worker's relay frame is malformed") from None
-        self._received += frame.relay + RELAY_FRAME_COST + HEADER.size
+    def take_relay(self, header: int, transport: Transport, deadline: float) -> None:
+        """A relay frame the worker sent (its header), and the bytes it announces."""
+        size = header & ~(RELAY_FLAG | OVERFLOW_FLAG)
+        if size > RELAY_CHUNK or (header & OVERFLOW_FLAG and size):
+            raise WorkerProtocolError("the worker's relay frame is malformed")
+        self._received += size + RELAY_FRAME_COST + HEADER.size
         if self._received > self.allowance():
             raise WorkerProtocolError("the worker relayed more than the channel allows")
-        data = transport.read_exact(frame.relay, deadline) if frame.relay else b""
+        data = transport.read_exact(size, deadline) if size else b""
         with self._ready:
-            if frame.relay == 0:
-                self.overflow = self.overflow or frame.overflow
+            if size == 0:
+                self.overflow = self.overflow or bool(header & OVERFLOW_FLAG)
                 if self._state in ("waiting", "open"):
                     self._state = "ended"
             else:

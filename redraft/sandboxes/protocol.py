@@ -27,6 +27,9 @@ from redraft.errors import ConfigError
 from redraft.sandboxes.base import ExecResult, Files, Limits, Program, SandboxError
 
 HEADER = struct.Struct(">Q")
+# A header with this bit holds a channel run's relayed bytes (see `_worker.py`, `channel.py`).
+RELAY_FLAG = 1 << 63
+OVERFLOW_FLAG = 1 << 62
 WORKER_SOURCE = (Path(__file__).parent / "_worker.py").read_text(encoding="utf-8")
 # Inside an isolating sandbox: the working directory, and what else is writable there
 # (emptied with it between runs).
@@ -166,10 +169,21 @@ def encode_frame(message: Mapping[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+# Modules every worker imports once at start, so that the runs that use them (the tests
+# critic's solution server) do not compile and import them each time: name -> source.
+PRELOADED: dict[str, str] = {}
+
+
+def preload(name: str, source: str) -> None:
+    """Have workers started from now on import `source` as module `name` before any run
+    (trusted host code only: every run of theirs will find it in sys.modules)."""
+    PRELOADED[name] = source
+
+
 def configuration(seccomp_program: bytes | None) -> dict[str, Any]:
     """What a worker is told after it says it is ready."""
     program = base64.b64encode(seccomp_program).decode() if seccomp_program else None
-    return {"seccomp": program}
+    return {"seccomp": program, "preload": dict(PRELOADED)}
 
 
 # Talking to a worker
@@ -197,6 +211,7 @@ class PipeTransport:
 
     def __init__(self, write_fd: int, read_fd: int) -> None:
         self.write_fd, self.read_fd = write_fd, read_fd
+        self._buffer = bytearray()
         os.set_blocking(write_fd, False)
 
     def send(self, data: bytes, deadline: float) -> None:
@@ -211,27 +226,38 @@ class PipeTransport:
                 continue
 
     def read_exact(self, size: int, deadline: float) -> bytes:
-        parts: list[bytes] = []
-        while size:
+        # Whatever is there is read at once (a frame's header, body and output often come
+        # together), and kept for the next call.
+        while len(self._buffer) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.read_fd], [], [], remaining)[0]:
                 raise TimeoutError
-            part = os.read(self.read_fd, min(size, 1 << 20))
+            part = os.read(self.read_fd, max(1 << 16, min(size - len(self._buffer), 1 << 20)))
             if not part:
                 raise WorkerGone("the worker's channel closed")
-            parts.append(part)
-            size -= len(part)
-        return b"".join(parts)
+            self._buffer += part
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
     def pending(self) -> bool:
-        return bool(select.select([self.read_fd], [], [], 0)[0])
+        return bool(self._buffer) or bool(select.select([self.read_fd], [], [], 0)[0])
 
 
 def read_frame(
-    channel: Transport, deadline: float, limit: int = MAX_CONTROL_FRAME
+    channel: Transport,
+    deadline: float,
+    limit: int = MAX_CONTROL_FRAME,
+    *,
+    relay: Relay | None = None,
 ) -> dict[str, Any]:
-    """One JSON frame of at most `limit` bytes."""
+    """One JSON frame of at most `limit` bytes; relay frames before it go to `relay`."""
     (size,) = HEADER.unpack(channel.read_exact(HEADER.size, deadline))
+    while size & RELAY_FLAG:
+        if relay is None:
+            raise WorkerProtocolError("the worker relayed output for a run without a channel")
+        relay.take_relay(size, channel, deadline)
+        (size,) = HEADER.unpack(channel.read_exact(HEADER.size, deadline))
     if size > limit:
         raise WorkerProtocolError(f"the worker announced a frame of {size} bytes (at most {limit})")
     body = channel.read_exact(size, deadline)
@@ -308,9 +334,7 @@ def read_greeting(channel: Transport, deadline: float, *, backend: str) -> Greet
 class Relay(Protocol):
     """Where a channel run's relayed output goes (a `channel.Channel`)."""
 
-    def take_frame(
-        self, message: dict[str, Any], transport: Transport, deadline: float
-    ) -> None: ...
+    def take_relay(self, header: int, transport: Transport, deadline: float) -> None: ...
 
 
 def read_reply(
@@ -326,12 +350,7 @@ def read_reply(
     An error reply raises `WorkerRefused`; anything that does not fit the request (another
     id, more output than its limit, a malformed field) raises `WorkerProtocolError`.
     """
-    message = read_frame(channel, deadline)
-    while "relay" in message:
-        if relay is None:
-            raise WorkerProtocolError("the worker relayed output for a run without a channel")
-        relay.take_frame(message, channel, deadline)
-        message = read_frame(channel, deadline)
+    message = read_frame(channel, deadline, relay=relay)
     if "error" in message:
         try:
             error = _Error.model_validate(message)

@@ -14,21 +14,34 @@ bounded: in depth, in frame size, and in the number of items.
 from __future__ import annotations
 
 import base64
-import collections
-import datetime
-import decimal
-import fractions
 import json
 import math
 import re
 import struct
-from collections.abc import Callable
-from typing import Any
+
+# Imported lazily, and typing not at all: the solution's process imports this module on every
+# run, and these imports would cost it milliseconds each.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+STANDARD_MODULES = ("collections", "decimal", "fractions", "datetime")
 
 LENGTH = struct.Struct(">I")
 MAX_DEPTH = 200
 MAX_ITEMS = 1_000_000
 TEXT_CHARS = 300
+STANDARD_TAGS = (
+    "Counter",
+    "OrderedDict",
+    "deque",
+    "Decimal",
+    "Fraction",
+    "datetime",
+    "date",
+    "time",
+    "timedelta",
+)
 FRACTION = re.compile(r"-?\d+(/\d+)?")
 
 BUILTIN_TYPES: dict[str, type] = {
@@ -134,6 +147,17 @@ class Encoder:
 
     def standard(self, value: Any, kind: type, depth: int) -> Any:
         """Standard-library values that tests compare as data."""
+        if isinstance(value, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
+            fields = [str(name) for name in getattr(kind, "_fields", ())]
+            items = [self.encode(item, depth) for item in value]
+            return {"$": "namedtuple", "n": kind.__name__, "f": fields, "v": items}
+        if kind.__module__ not in STANDARD_MODULES:
+            return None
+        import collections
+        import datetime
+        import decimal
+        import fractions
+
         if kind is collections.Counter:
             return {"$": "Counter", "v": self.pairs(value, depth)}
         if kind is collections.OrderedDict:
@@ -150,10 +174,6 @@ class Encoder:
             return {"$": kind.__name__, "v": value.isoformat()}
         if kind is datetime.timedelta:
             return {"$": "timedelta", "v": [value.days, value.seconds, value.microseconds]}
-        if isinstance(value, tuple) and isinstance(getattr(kind, "_fields", None), tuple):
-            fields = [str(name) for name in getattr(kind, "_fields", ())]
-            items = [self.encode(item, depth) for item in value]
-            return {"$": "namedtuple", "n": kind.__name__, "f": fields, "v": items}
         return None
 
 
@@ -237,6 +257,20 @@ class Decoder:
         if tag == "range":
             start, stop, step = (int(part) for part in node["v"])
             return range(start, stop, step)
+        if tag in STANDARD_TAGS:
+            return self.standard(tag, node, depth)
+        if tag == "namedtuple":
+            return self.namedtuple(node, depth)
+        if tag in ("r", "own"):
+            return self.reference(node)
+        raise WireError(f"an unknown value tag {short(tag, 40)}")
+
+    def standard(self, tag: str, node: dict[str, Any], depth: int) -> Any:
+        import collections
+        import datetime
+        import decimal
+        import fractions
+
         if tag == "Counter":
             return collections.Counter(dict(self.pairs(node, depth)))
         if tag == "OrderedDict":
@@ -255,10 +289,6 @@ class Decoder:
         if tag == "timedelta":
             days, seconds, micro = (int(part) for part in node["v"])
             return datetime.timedelta(days, seconds, micro)
-        if tag == "namedtuple":
-            return self.namedtuple(node, depth)
-        if tag in ("r", "own"):
-            return self.reference(node)
         raise WireError(f"an unknown value tag {short(tag, 40)}")
 
     def namedtuple(self, node: dict[str, Any], depth: int) -> Any:
@@ -276,4 +306,6 @@ class Decoder:
 
 def make_namedtuple(name: str, fields: tuple[str, ...]) -> Any:
     """A named tuple class of the standard library's (it checks the names it is given)."""
+    import collections
+
     return collections.namedtuple(name, fields)

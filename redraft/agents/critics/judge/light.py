@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import operator
 import time
 import traceback
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 from redraft.agents.critics.judge import _wire as wire
@@ -80,6 +82,41 @@ class AssertRewriter(ast.NodeTransformer):
         return ast.fix_missing_locations(node)
 
 
+@functools.lru_cache(maxsize=256)
+def rewritten(
+    source: str,
+) -> tuple[tuple[tuple[ast.stmt, CodeType], ...], CodeType, dict[int, str]]:
+    """The tests with their asserts rewritten, compiled, and each assert's source by line:
+    made once per suite, however many drafts it judges."""
+    tree = ast.parse(source, TESTS_FILE)
+    lines = source.splitlines(keepends=True)
+    sources: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            sources[node.lineno] = _segment(lines, node) or "assert"
+    module = AssertRewriter().visit(tree)
+    assert isinstance(module, ast.Module)
+    statements = tuple(
+        (node, compile(ast.Module(body=[node], type_ignores=[]), TESTS_FILE, "exec"))
+        for node in module.body
+    )
+    return statements, compile(module, TESTS_FILE, "exec"), sources
+
+
+def _segment(lines: list[str], node: ast.stmt) -> str | None:
+    """The source of `node` (ast.get_source_segment splits the whole file on every call)."""
+    end_line, end_col = node.end_lineno, node.end_col_offset
+    if end_line is None or end_col is None:
+        return None
+    chosen = lines[node.lineno - 1 : end_line]
+    if not chosen:
+        return None
+    encoded = [line.encode() for line in chosen]
+    encoded[-1] = encoded[-1][:end_col]
+    encoded[0] = encoded[0][node.col_offset :]
+    return b"".join(encoded).decode(errors="replace").rstrip("\r\n")
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc)
     return type(exc).__name__ + (": " + text if text else "")
@@ -108,21 +145,11 @@ class LightJudge:
         self.restart_timeout_s = restart_timeout_s
         self.recorder = Recorder()
         self.results: list[dict[str, Any]] = []
-        self.assert_sources: dict[int, str] = {}
-        self.tree = self._rewritten(source)
+        self.statements, self.code, self.assert_sources = rewritten(source)
         self.solution_names: dict[str, Any] = {}
         self.tests_error: str | None = None  # why the tests themselves do not run
 
     # -- the test namespace -----------------------------------------------------------------
-
-    def _rewritten(self, source: str) -> ast.Module:
-        tree = ast.parse(source, TESTS_FILE)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assert):
-                self.assert_sources[node.lineno] = ast.get_source_segment(source, node) or "assert"
-        rewritten = AssertRewriter().visit(tree)
-        assert isinstance(rewritten, ast.Module)
-        return rewritten
 
     def _import(self, real: Callable[..., Any]) -> Callable[..., Any]:
         module = self.remote.module
@@ -221,7 +248,7 @@ class LightJudge:
         namespace = self.namespace()
         record = self.remote.begin_test(self.test_timeout_s)
         try:
-            exec(compile(self.tree, TESTS_FILE, "exec"), namespace)
+            exec(self.code, namespace)
         except (Exception, SolutionFault) as exc:
             result: dict[str, Any] = {}
             self._add_traceback(result, exc, record)
@@ -248,8 +275,7 @@ class LightJudge:
     def run_asserts(self) -> None:
         """A script of asserts: each top-level assert is a test; other statements set up."""
         namespace = self.namespace()
-        for statement in self.tree.body:
-            code = compile(ast.Module(body=[statement], type_ignores=[]), TESTS_FILE, "exec")
+        for statement, code in self.statements:
 
             def body(code: Any = code) -> None:
                 exec(code, namespace)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from redraft.sandboxes.base import ExecResult, Sandbox
 from redraft.sandboxes.channel import Channel
+from redraft.sandboxes.pool import PooledSandbox
+from redraft.sandboxes.protocol import preload
 
 HERE = Path(__file__).parent
 SERVER_FILES = {
@@ -16,6 +18,10 @@ SERVER_FILES = {
     "_redraft_server.py": (HERE / "_server.py").read_text(encoding="utf-8"),
 }
 MAIN = "import _redraft_server\n_redraft_server.main()\n"
+# Workers import the server at start: a run finds it imported instead of compiling it. The
+# files still go with each run, for a sandbox whose workers predate this (or that has none).
+preload("_redraft_wire", SERVER_FILES["_redraft_wire.py"])
+preload("_redraft_server", SERVER_FILES["_redraft_server.py"])
 CHANNEL_BYTES = 64 << 20
 
 
@@ -31,7 +37,10 @@ class SandboxLink:
         memory_mb: int,
     ) -> None:
         self.sandbox = sandbox
-        self.files = {**files, **SERVER_FILES}
+        # A pool's workers have the server preloaded (they start after this module registers
+        # it); any other sandbox gets it as files.
+        preloaded = isinstance(sandbox, PooledSandbox)
+        self.files = dict(files) if preloaded else {**files, **SERVER_FILES}
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.results: list[ExecResult] = []
@@ -70,11 +79,12 @@ class SandboxLink:
 
     def restart(self) -> None:
         self.close()
+        self.thread.join(self.timeout_s + 30)
         self._start()
 
     def close(self) -> None:
+        """End the run; its worker cleans up after it while the judge goes on."""
         self.channel.stop()
-        self.thread.join(self.timeout_s + 30)
 
     def why_closed(self) -> str:
         self.thread.join(5.0)

@@ -111,6 +111,7 @@ class Remote:
         self._functions: dict[int, Callable[..., Any]] = {}
         self._function_ids: dict[int, int] = {}
         self._named: dict[str, Any] = {}
+        self._listing: dict[str, Any] | None = None  # the names sent with "loaded"
         self._counter = 0
         self._encoder = wire.Encoder(self._export)
         self.module = RemoteModule(self)
@@ -129,6 +130,8 @@ class Remote:
                 raise SolutionFault("the code did not finish importing in time") from exc
             raise
         if message.get("loaded") is True:
+            listing = message.get("names")
+            self._listing = listing if isinstance(listing, dict) else None
             return True
         error = message.get("error")
         self.load_error = _error_fields(error)
@@ -173,7 +176,11 @@ class Remote:
 
     def names(self) -> dict[str, Any]:
         """The solution module's names and values (its functions and classes as proxies)."""
-        listing = self.request("describe")
+        if self._listing is not None:
+            reply, self._listing = {**self._listing, "reply": None}, None
+            listing = self._outcome(reply)
+        else:
+            listing = self.request("describe")
         names = dict(listing.get("names") or {}) if isinstance(listing, dict) else {}
         return {name: self.named(name, value) for name, value in names.items()}
 
