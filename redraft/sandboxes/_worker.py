@@ -27,13 +27,16 @@ one frame, followed by the raw stdout and stderr bytes it announces (`stdout_len
 `stderr_len`). `--oom-counter` names cgroup files with the kernel's OOM-kill count, for a
 worker that can read its sandbox's cgroup (a container's).
 
-A request with `"channel": true` gives the run a byte channel to the host: it reads what the
-host sends on fd 3 and writes to the host on fd 4. While it runs, the worker relays: what the
-run writes goes to the host as relay frames: a header with bit 63 set and the length n below
-it, then the n bytes (n = 0: the run closed its end; bit 62 too: it wrote more than
-`channel_bytes`, its allowance); the host's relay frames, alike, are written to the run; `{"close": true}` closes the run's input and `{"stop": true}` ends the run.
-After the reply the worker drops whatever relay frames the host still sent until the host's
-`{"end": true}`, so that none of them can be taken for the next request.
+A request with `"channel"` gives the run a byte channel to the host: it reads what the host
+sends on fd 3 and writes to the host on fd 4. With `"channel": "direct"` these are two pipes
+the host made for this worker (`--channel-fds`): the worker lends them to each channel run
+and, after it, empties the host's side of them. Otherwise (`"relay"`) the worker relays: what
+the run writes goes to the host as relay frames, a header with bit 63 set and the length n
+below it, then the n bytes (n = 0: the run closed its end; bit 62 too: it wrote more than
+`channel_bytes`, its allowance); the host's relay frames, alike, are written to the run.
+Either way `{"stop": true}` from the host ends the run, and after the reply the worker drops
+whatever the host still sent until the host's `{"end": true}`, so that none of it can be taken
+for the next request.
 """
 
 import base64
@@ -65,6 +68,8 @@ STATUS_BYTES = 16
 MAX_REASON = 1000
 # Host input a run has not read yet, held by the worker before it stops reading the host.
 MAX_PENDING = 1 << 20
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 16
 # What each relayed frame costs against a run's channel allowance, beyond its bytes.
 RELAY_FRAME_COST = 64
 # A frame header with this bit holds relayed bytes (raw, no JSON): its length is below it.
@@ -627,6 +632,7 @@ def spare(worker, pipes):
             os._exit(0)
         run_id = request.get("id")
         try:
+            channel = channel_mode(request.get("channel"), worker)
             stdin_fd = prepare(request, worker.places.work)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -637,7 +643,7 @@ def spare(worker, pipes):
             "timeout_s": request.get("timeout_s", 10.0),
             "output_bytes": request.get("output_bytes", 1 << 20),
             "keep": bool(request.get("keep")),
-            "channel": bool(request.get("channel")),
+            "channel": channel,
             "channel_bytes": int(request.get("channel_bytes") or 0),
         }
         report(setup_w, setup)
@@ -651,6 +657,16 @@ def spare(worker, pipes):
 
 def fcntl_dup(fd, lowest):
     return fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
+
+
+def channel_mode(asked, worker):
+    if not asked:
+        return None
+    if asked == "direct":
+        if worker.direct is None:
+            raise Refused("a direct channel was asked of a worker that has none")
+        return "direct"
+    return "relay"
 
 
 def report(fd, message):
@@ -678,7 +694,9 @@ def contain(worker):
 
 def become_run(request, worker, stdin_fd, pipes):
     wanted = [stdin_fd, pipes.stdout_w, pipes.stderr_w]
-    if request.get("channel"):
+    if request.get("channel") == "direct":
+        wanted += list(worker.direct)
+    elif request.get("channel"):
         wanted += [pipes.to_run_r, pipes.from_run_w]
     wanted.append(pipes.status_w)
     # Each first out of the way of the numbers it is moved to, then into place.
@@ -820,17 +838,24 @@ class Capture:
 
 class Relay:
     """A channel run's two pipes while it runs: what it writes goes to the host in relay
-    frames, what the host sends is written to it without ever blocking the worker."""
+    frames, what the host sends is written to it without ever blocking the worker. For a
+    direct channel (the run talks to the host's pipes itself) only the host's control frames
+    are read."""
 
-    def __init__(self, worker, pipes, limit):
+    def __init__(self, worker, pipes, limit, direct=False):
         self.channel_in, self.channel_out = worker.channel_in, worker.channel_out
-        self.from_run, self.to_run = pipes.from_run_r, pipes.to_run_w
-        os.set_blocking(self.to_run, False)
+        self.direct = direct
+        if direct:
+            self.from_run = self.to_run = None
+        else:
+            self.from_run, self.to_run = pipes.from_run_r, pipes.to_run_w
+            os.set_blocking(self.to_run, False)
         self.room = limit
         self.pending = bytearray()
         self.closing = False
         self.stopped = False
-        self.ended = False  # the run's end is closed and the host told so
+        self.stop_at = None
+        self.ended = direct  # the run's end is closed and the host told so
 
     def take_output(self):
         """Relay one read of the run's output; False once its end is closed (or it wrote
@@ -864,13 +889,19 @@ class Relay:
             return False
         kind, data = received
         if kind == "relay":
+            if self.direct:
+                return False  # out of step: the host writes a direct channel's pipe itself
             if self.to_run is not None:
                 self.pending += data
             message = {}
         else:
             message = data
         self.closing = self.closing or bool(message.get("close"))
-        self.stopped = self.stopped or bool(message.get("stop"))
+        if message.get("stop"):
+            # Now, or once the run has had `grace_s` to end by itself.
+            grace = float(message.get("grace_s") or 0.0)
+            stop_at = time.monotonic() + min(max(grace, 0.0), 5.0)
+            self.stop_at = stop_at if self.stop_at is None else min(self.stop_at, stop_at)
         self.flush()
         return True
 
@@ -944,6 +975,8 @@ class Worker:
         self.child = self.child_status = None
         self.greeted = False
         self.relay = None
+        fds = values("--channel-fds")
+        self.direct = tuple(int(fd) for fd in fds[0].split(",")) if fds else None
 
     def start(self):
         """Lock the worker down, greet the host and take its configuration."""
@@ -1006,8 +1039,25 @@ class Worker:
             relay, self.relay = self.relay, None
             if relay is not None and not relay.await_end():
                 return  # the host is gone, or no longer in step with this worker
+            if relay is not None and relay.direct:
+                self.empty_direct_channel()
             if reply.get("retire"):
                 return
+
+    def empty_direct_channel(self):
+        """What the host sent that the run did not read must not reach the next run; nor
+        what the run changed of the pipes it shared with the worker (their status flags,
+        owner, size)."""
+        to_run = self.direct[0]
+        os.set_blocking(to_run, False)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(to_run, CHUNK):
+                pass
+        for fd in self.direct:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETFL, 0)  # blocking, no O_DIRECT, no O_ASYNC
+                fcntl.fcntl(fd, fcntl.F_SETOWN, 0)
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
 
     def fork(self):
         # Right after a run, its processes may still be counted (unreaped) against the
@@ -1056,7 +1106,8 @@ class Worker:
             return reply, None
         capture = Capture(int(setup["output_bytes"]))
         if setup["channel"]:
-            self.relay = Relay(self, pipes, setup["channel_bytes"] or MAX_REQUEST)
+            direct = setup["channel"] == "direct"
+            self.relay = Relay(self, pipes, setup["channel_bytes"] or MAX_REQUEST, direct)
         oom_before = self.oom.read()
         started = time.monotonic()
         exited_at, timed_out = self.watch(pipes, capture, started + float(setup["timeout_s"]))
@@ -1126,8 +1177,9 @@ class Worker:
         host_in = relay is not None
         writing_to = None  # the run's input, while the worker has some for it
         if relay is not None:
-            open_fds.add(relay.from_run)
-            poller.register(relay.from_run, select.POLLIN)
+            if relay.from_run is not None:
+                open_fds.add(relay.from_run)
+                poller.register(relay.from_run, select.POLLIN)
             poller.register(self.channel_in, select.POLLIN)
         else:
             # No events asked for: only an error (the host closed its end) is reported for it.
@@ -1144,11 +1196,15 @@ class Worker:
                             poller.unregister(exit_fd)
                 if exited_at is not None and (not open_fds or now - exited_at > 0.05):
                     return exited_at, False  # exited, its output read (or held by strays)
+                wake_at = deadline
+                if relay is not None and relay.stop_at is not None:
+                    if now >= relay.stop_at:
+                        relay.stopped = True
+                        return exited_at, False
+                    wake_at = min(deadline, relay.stop_at)
                 if now >= deadline:
                     return exited_at, exited_at is None
                 if relay is not None:
-                    if relay.stopped:
-                        return exited_at, False
                     if writing_to is not None:
                         poller.unregister(writing_to)
                         writing_to = None
@@ -1165,7 +1221,7 @@ class Worker:
                     wait = 0.005
                 else:
                     wait = 0.02 if self.pid == 1 else 1.0  # init reaps orphans as it goes
-                for fd, _ in poller.poll(max(0.0, min(deadline - now, wait)) * 1000):
+                for fd, _ in poller.poll(max(0.0, min(wake_at - now, wait)) * 1000):
                     if fd == self.channel_out or (fd == self.channel_in and not relay.take_input()):
                         self.kill_rest()
                         os._exit(0)  # the host is gone: nobody waits for this run

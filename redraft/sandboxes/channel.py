@@ -1,14 +1,20 @@
-"""A byte channel between the host and one run, relayed by the run's worker.
+"""A byte channel between the host and one run.
 
 A run given a `Channel` reads what the host sends on its fd 3 and writes to the host on its fd
-4. The worker relays both ways in frames of its own (see `_worker.py`), so nothing the run
-writes can pass for a worker's frame: to the host, the run's bytes are data and nothing else.
-Another thread talks over the channel while `run(..., channel=)` waits for the run's end.
+4. Where the worker was started with a pair of pipes of the host's (the bwrap and subprocess
+backends), these are the run's fd 3 and 4 directly ("direct"): the worker lends them to each
+channel run, the host empties them after it, and nothing of one run's is left for the next.
+Elsewhere (Docker, whose exec stream is the only way in) the worker relays in frames of its own
+("relay", see `_worker.py`). Either way nothing the run writes can pass for a worker's frame:
+to the host, the run's bytes are data and nothing else. Another thread talks over the channel
+while `run(..., channel=)` waits for the run's end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import threading
 import time
 from typing import Any
@@ -36,20 +42,23 @@ class ChannelClosed(EOFError):
 class Channel:
     """The host's end of a run's channel. Thread-safe: one thread sends, one receives.
 
-    Bytes sent before the run starts are held and go right after its request. `receive`
-    raises `ChannelClosed` once the run closed its end (or wrote more than `max_bytes`, which
+    Bytes sent before the run starts are held and go right after its request. `receive_*`
+    raise `ChannelClosed` once the run closed its end (or wrote more than `max_bytes`, which
     sets `overflow`), and after the run ended.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CHANNEL_BYTES) -> None:
         self.max_bytes = max_bytes
         self.overflow = False
-        self._lock = threading.Lock()  # the transport's writer, and the state
-        self._ready = threading.Condition(threading.Lock())  # data for the receiver
+        self._lock = threading.Lock()  # the sender's: writes, and the state
+        self._read_lock = threading.Lock()  # the receiver's (direct): reads of the pipe
+        self._ready = threading.Condition(threading.Lock())  # relayed data for the receiver
         self._incoming = bytearray()
         self._transport: Transport | None = None
         self._deadline = 0.0
-        self._held: list[bytes] = []
+        self._direct: tuple[int, int] | None = None  # (to the run, from the run)
+        self._wake: tuple[int, int] | None = None  # wakes a direct sender or receiver at the end
+        self._held: list[tuple[str, bytes]] = []
         self._received = 0
         self._state = "waiting"  # open, ended (the run's output closed), done (the run ended)
 
@@ -57,95 +66,144 @@ class Channel:
 
     def send(self, data: bytes) -> None:
         """Write `data` to the run's fd 3; ChannelClosed once the run has ended."""
-        self._write(
-            [
+        with self._lock:
+            if self._state == "done":
+                raise ChannelClosed("the run has ended")
+            if self._transport is None:
+                self._held.append(("data", bytes(data)))
+                return
+            self._send_data(data)
+
+    def stop(self, grace_s: float = 0.0) -> None:
+        """End the run: the worker kills it now, or in `grace_s` (at most 5 s) if it has not
+        ended by itself by then. Nothing if it has ended already."""
+        frame = encode_frame({"stop": True, "grace_s": grace_s})
+        with self._lock:
+            if self._state == "done":
+                return
+            if self._transport is None:
+                self._held.append(("control", frame))
+                return
+            with contextlib.suppress(OSError, TimeoutError):
+                self._transport.send(frame, self._deadline)
+
+    def receive_exactly(self, size: int, deadline: float) -> bytes:
+        """`size` bytes from the run, by `deadline` (TimeoutError) or ChannelClosed."""
+        while True:
+            with self._ready:
+                if len(self._incoming) >= size:
+                    data = bytes(self._incoming[:size])
+                    del self._incoming[:size]
+                    return data
+            self._wait(deadline)
+
+    def receive_available(self, deadline: float) -> bytes:
+        """What the run has written and nobody has received yet (at least a byte)."""
+        while True:
+            with self._ready:
+                if self._incoming:
+                    data = bytes(self._incoming)
+                    self._incoming.clear()
+                    return data
+            self._wait(deadline)
+
+    def _wait(self, deadline: float) -> None:
+        """Until more of the run's bytes are here (or the run starts): ChannelClosed, or
+        TimeoutError."""
+        if self._direct is None:
+            with self._ready:
+                if self._incoming or self._direct is not None:
+                    return  # (the run started on direct pipes since the check above)
+                if self._state in ("ended", "done"):
+                    raise ChannelClosed("the run's channel is closed")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self._ready.wait(remaining)
+                return
+        with self._read_lock:
+            if self._state == "done" or self._wake is None:
+                raise ChannelClosed("the run has ended")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            source = self._direct[1]
+            readable = select.select([source, self._wake[0]], [], [], remaining)[0]
+            if self._wake[0] in readable or self._state == "done":
+                raise ChannelClosed("the run has ended")
+            if not readable:
+                raise TimeoutError
+            try:
+                part = os.read(source, RELAY_CHUNK)
+            except BlockingIOError:
+                return
+            with self._ready:
+                self._incoming += part
+
+    def _send_data(self, data: bytes) -> None:
+        """With the sender's lock held."""
+        assert self._transport is not None
+        if self._direct is None:
+            frames = [
                 HEADER.pack(RELAY_FLAG | len(part)) + part
                 for part in (
                     data[start : start + RELAY_CHUNK] for start in range(0, len(data), RELAY_CHUNK)
                 )
             ]
-        )
-
-    def close_input(self) -> None:
-        """The run reads end-of-file on fd 3 once it has read what was sent."""
-        self._write([encode_frame({"close": True})])
-
-    def stop(self) -> None:
-        """End the run now: the worker kills it. Nothing if it has ended already."""
-        with contextlib.suppress(ChannelClosed):
-            self._write([encode_frame({"stop": True})])
-
-    def receive_exactly(self, size: int, deadline: float) -> bytes:
-        """`size` bytes from the run, by `deadline` (TimeoutError) or ChannelClosed."""
-        with self._ready:
-            while len(self._incoming) < size:
-                if self._state in ("ended", "done"):
-                    raise ChannelClosed("the run's channel is closed")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self._ready.wait(remaining)
-            data = bytes(self._incoming[:size])
-            del self._incoming[:size]
-            return data
-
-    def receive_available(self, deadline: float) -> bytes:
-        """What the run has written and nobody has received yet (at least a byte)."""
-        with self._ready:
-            while not self._incoming:
-                if self._state in ("ended", "done"):
-                    raise ChannelClosed("the run's channel is closed")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self._ready.wait(remaining)
-            data = bytes(self._incoming)
-            self._incoming.clear()
-            return data
-
-    @property
-    def closed(self) -> bool:
-        """The run's end is closed and everything it wrote has been received."""
-        with self._ready:
-            return self._state in ("ended", "done") and not self._incoming
-
-    def _write(self, frames: list[bytes]) -> None:
-        with self._lock:
-            if self._state == "done":
-                raise ChannelClosed("the run has ended")
-            if self._transport is None:
-                self._held.extend(frames)
-                return
             try:
                 self._transport.send(b"".join(frames), self._deadline)
             except (OSError, TimeoutError) as exc:
                 raise ChannelClosed(f"the run's worker took no more input ({exc!r})") from None
+            return
+        assert self._wake is not None
+        target, wake = self._direct[0], self._wake[0]
+        view = memoryview(data)
+        while view:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChannelClosed("the run took no more input before its time was up")
+            readable, writable, _ = select.select([wake], [target], [], remaining)
+            if readable or self._state == "done":
+                raise ChannelClosed("the run has ended")
+            if writable:
+                with contextlib.suppress(BlockingIOError):
+                    view = view[os.write(target, view) :]
 
     # The pool's side: the thread that sent the request and reads the reply
 
-    def request_fields(self) -> dict[str, Any]:
-        return {"channel": True, "channel_bytes": self.max_bytes}
+    def request_fields(self, *, direct: bool) -> dict[str, Any]:
+        return {"channel": "direct" if direct else "relay", "channel_bytes": self.max_bytes}
 
     def allowance(self) -> int:
-        """The most the worker may send for this channel, frames and end included."""
+        """The most the worker may relay for this channel, frames and end included."""
         return self.max_bytes + 2 * (RELAY_FRAME_COST + HEADER.size) + RELAY_CHUNK
 
-    def opened(self, transport: Transport, deadline: float) -> None:
-        """The request has gone: what was held goes after it."""
+    def opened(
+        self, transport: Transport, deadline: float, direct: tuple[int, int] | None = None
+    ) -> None:
+        """The request has gone (to a worker whose pipes are `direct`, if it lends them):
+        what was held goes after it."""
         with self._lock:
-            self._transport, self._deadline = transport, deadline
+            self._transport, self._deadline, self._direct = transport, deadline, direct
+            if direct is not None:
+                self._wake = os.pipe()
             if self._state == "waiting":
                 self._state = "open"
             held, self._held = self._held, []
-            if held and self._state != "done":
-                # If this fails, the reply (or its absence) tells the run's fate.
-                with contextlib.suppress(OSError, TimeoutError):
-                    transport.send(b"".join(held), deadline)
+            with self._ready:
+                self._ready.notify_all()  # a receiver waiting for the run to start
+            # If this fails, the reply (or its absence) tells the run's fate.
+            with contextlib.suppress(OSError, TimeoutError, ChannelClosed):
+                for kind, data in held:
+                    if kind == "data":
+                        self._send_data(data)
+                    else:
+                        transport.send(data, deadline)
 
     def take_relay(self, header: int, transport: Transport, deadline: float) -> None:
         """A relay frame the worker sent (its header), and the bytes it announces."""
         size = header & ~(RELAY_FLAG | OVERFLOW_FLAG)
-        if size > RELAY_CHUNK or (header & OVERFLOW_FLAG and size):
+        if self._direct is not None or size > RELAY_CHUNK or (header & OVERFLOW_FLAG and size):
             raise WorkerProtocolError("the worker's relay frame is malformed")
         self._received += size + RELAY_FRAME_COST + HEADER.size
         if self._received > self.allowance():
@@ -162,11 +220,26 @@ class Channel:
 
     def finished(self, transport: Transport | None) -> None:
         """The run has ended: with its worker still in step (`transport`), tell the worker
-        that the host sends nothing more for this run."""
-        with self._lock:
-            self._state = "done"
+        that the host sends nothing more for this run. Once this returns, no thread of the
+        channel's reads or writes the worker's pipes again."""
+        self._state = "done"
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._wake[1], b"x")
+        with self._lock, self._read_lock:
             if transport is not None:
                 with contextlib.suppress(OSError, TimeoutError):
                     transport.send(encode_frame({"end": True}), time.monotonic() + 5.0)
+            if self._wake is not None:
+                for fd in self._wake:
+                    os.close(fd)
+                self._wake = None
         with self._ready:
             self._ready.notify_all()
+
+
+def empty_pipe(fd: int) -> None:
+    """Read away whatever a pipe holds (its writers gone), without waiting."""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while os.read(fd, RELAY_CHUNK):
+            pass

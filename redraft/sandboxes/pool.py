@@ -34,7 +34,7 @@ from redraft.sandboxes.base import (
     SandboxUnavailable,
 )
 from redraft.sandboxes.cgroups import Cgroup, descendants
-from redraft.sandboxes.channel import Channel
+from redraft.sandboxes.channel import Channel, empty_pipe
 from redraft.sandboxes.protocol import (
     BASE_ENV,
     PipeTransport,
@@ -122,12 +122,16 @@ def exchange(
     deadline: float,
     backend: str,
     channel: Channel | None = None,
+    direct: tuple[int, int] | None = None,
 ) -> Reply | Lost:
     """One request and its checked reply. A worker that lies is killed (WorkerProtocolError);
     one that refuses, or asks to go, is retired; one that took no request is lost
     (WorkerLost: the run may go elsewhere); one that dies or hangs under the run is `Lost`,
     still to be killed by the caller, who may first want to look at it. A `channel` is
-    relayed while the run goes on, and closed when it ends."""
+    relayed while the run goes on (or talks over the worker's `direct` pipes), and closed
+    when it ends."""
+    if channel is not None:
+        request = {**request, **channel.request_fields(direct=direct is not None)}
     if transport.pending():
         # It died while idle, or refused before it was asked (it can run nothing), or it
         # says something unasked for.
@@ -139,7 +143,7 @@ def exchange(
         raise WorkerLost(f"the {backend} worker took no request ({exc!r})") from None
     in_step = False
     if channel is not None:
-        channel.opened(transport, deadline)
+        channel.opened(transport, deadline, direct)
     try:
         reply = read_reply(transport, request, deadline, backend=backend, relay=channel)
         in_step = True
@@ -203,9 +207,16 @@ class WorkerProcess:
         ids: dict[str, Any] = {}
         if spec.user is not None:
             ids = {"user": spec.user, "group": spec.user, "extra_groups": []}
+        # The pipes of its runs' channels: the worker lends its ends to each channel run.
+        to_run_r, self._to_run = os.pipe()
+        self._from_run, from_run_w = os.pipe()
+        os.set_blocking(self._to_run, False)
+        os.set_blocking(self._from_run, False)
+        argv = [*spec.argv, "--channel-fds", f"{to_run_r},{from_run_w}"]
         try:
             self.proc = subprocess.Popen(
-                spec.argv,
+                argv,
+                pass_fds=(to_run_r, from_run_w),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
@@ -218,6 +229,9 @@ class WorkerProcess:
         except OSError as exc:
             self._release()
             raise SandboxError(f"the {backend} sandbox could not start: {exc}") from exc
+        finally:
+            os.close(to_run_r)
+            os.close(from_run_w)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._transport = PipeTransport(self.proc.stdin.fileno(), self.proc.stdout.fileno())
         try:
@@ -277,7 +291,14 @@ class WorkerProcess:
         deadline = time.monotonic() + limits.timeout_s + HOST_GRACE_S
         if self.cgroup is not None:
             self._confine_spare()
-        outcome = exchange(self, self._transport, request, deadline, self.backend, channel)
+        direct = (self._to_run, self._from_run)
+        try:
+            outcome = exchange(
+                self, self._transport, request, deadline, self.backend, channel, direct
+            )
+        finally:
+            if channel is not None:
+                empty_pipe(self._from_run)  # the run is over: nothing of it for the next
         # The worker cannot see its cgroup: the host reads what the OOM killer did.
         oom = self.cgroup is not None and self.cgroup.oom_kills() > oom_before
         if isinstance(outcome, Lost):
@@ -337,6 +358,11 @@ class WorkerProcess:
 
     def _release(self) -> None:
         self._stderr.close()
+        for fd in (self._to_run, self._from_run):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._to_run = self._from_run = -1
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
@@ -476,7 +502,8 @@ class PooledSandbox(_AsyncRuns):
 
     def __init__(self, *, limits: Limits | None = None, pool_size: int | None = None) -> None:
         self.limits = limits or Limits()
-        self.pool_size = pool_size or max(2, os.cpu_count() or 2)
+        # Twice the cores: a judged run's worker waits while the judge, on the host, works.
+        self.pool_size = pool_size or 2 * max(2, os.cpu_count() or 2)
         self._pool: WorkerPool[Worker] | None = None
         self._pool_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -541,8 +568,6 @@ class PooledSandbox(_AsyncRuns):
                     limits=limits,
                     work_dir=worker.work_dir,
                 )
-                if channel is not None:
-                    request.update(channel.request_fields())
                 return worker.execute(request, limits, channel)
             except WorkerLost as exc:
                 if attempt == LOST_WORKER_TRIES:
@@ -627,8 +652,6 @@ class PooledSession(_AsyncRuns):
                 work_dir=self._worker.work_dir,
                 keep=True,
             )
-            if channel is not None:
-                request.update(channel.request_fields())
             try:
                 return self._worker.execute(request, limits, channel)
             except WorkerLost as exc:

@@ -330,7 +330,7 @@ class Server:
     def serve(self, until=None):
         while True:
             message = self.channel.read()
-            if message is None:
+            if message is None or message.get("op") == "exit":
                 os._exit(0)  # the judge is done
             if "op" in message:
                 reply = self.handle(message)

@@ -13,6 +13,7 @@ import ast
 import builtins
 import functools
 import operator
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -60,45 +61,68 @@ class Recorder:
         return value
 
 
-class AssertRewriter(ast.NodeTransformer):
+def rewrite_assert(node: ast.Assert) -> None:
     """`assert a == b` -> `assert __redraft__.compare(a, b, "Eq")`: each side evaluated once."""
+    test = node.test
 
-    def visit_Assert(self, node: ast.Assert) -> ast.Assert:
-        recorder = ast.Name(id="__redraft__", ctx=ast.Load())
-        test = node.test
-        if isinstance(test, ast.Compare) and len(test.ops) == 1:
-            call = ast.Call(
-                func=ast.Attribute(value=recorder, attr="compare", ctx=ast.Load()),
-                args=[test.left, test.comparators[0], ast.Constant(type(test.ops[0]).__name__)],
-                keywords=[],
-            )
-        else:
-            call = ast.Call(
-                func=ast.Attribute(value=recorder, attr="truth", ctx=ast.Load()),
-                args=[test],
-                keywords=[],
-            )
-        node.test = ast.copy_location(call, test)
-        return ast.fix_missing_locations(node)
+    def located(new: ast.expr) -> ast.expr:
+        return ast.copy_location(new, test)
+
+    recorder = located(ast.Name(id="__redraft__", ctx=ast.Load()))
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        method = "compare"
+        args = [test.left, test.comparators[0], located(ast.Constant(type(test.ops[0]).__name__))]
+    else:
+        method, args = "truth", [test]
+    function = located(ast.Attribute(value=recorder, attr=method, ctx=ast.Load()))
+    node.test = located(ast.Call(func=function, args=args, keywords=[]))
+
+
+def asserts(statements: list[ast.stmt]) -> list[ast.Assert]:
+    """Every assert statement among `statements` and the blocks in them (not looking into
+    expressions: a test's big literals are many nodes, and hold no statement)."""
+    found: list[ast.Assert] = []
+    stack: list[ast.AST] = list(statements)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Assert):
+            found.append(node)
+            continue
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                stack.extend(item for item in block if isinstance(item, ast.AST))
+    return found
+
+
+# CPython 3.11's parser can fail ("AST constructor recursion depth mismatch") when threads
+# parse at once: judges run in threads, so they parse one at a time.
+_PARSING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=256)
 def rewritten(
-    source: str,
+    source: str, kind: str
 ) -> tuple[tuple[tuple[ast.stmt, CodeType], ...], CodeType, dict[int, str]]:
     """The tests with their asserts rewritten, compiled, and each assert's source by line:
     made once per suite, however many drafts it judges."""
-    tree = ast.parse(source, TESTS_FILE)
+    with _PARSING:
+        return _rewrite(source, kind)
+
+
+def _rewrite(
+    source: str, kind: str
+) -> tuple[tuple[tuple[ast.stmt, CodeType], ...], CodeType, dict[int, str]]:
+    module = ast.parse(source, TESTS_FILE)
     lines = source.splitlines(keepends=True)
     sources: dict[int, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assert):
-            sources[node.lineno] = _segment(lines, node) or "assert"
-    module = AssertRewriter().visit(tree)
-    assert isinstance(module, ast.Module)
+    for node in asserts(module.body):
+        sources[node.lineno] = _segment(lines, node) or "assert"
+        rewrite_assert(node)
     statements = tuple(
         (node, compile(ast.Module(body=[node], type_ignores=[]), TESTS_FILE, "exec"))
         for node in module.body
+        if kind == "asserts"
     )
     return statements, compile(module, TESTS_FILE, "exec"), sources
 
@@ -145,7 +169,7 @@ class LightJudge:
         self.restart_timeout_s = restart_timeout_s
         self.recorder = Recorder()
         self.results: list[dict[str, Any]] = []
-        self.statements, self.code, self.assert_sources = rewritten(source)
+        self.statements, self.code, self.assert_sources = rewritten(source, kind)
         self.solution_names: dict[str, Any] = {}
         self.tests_error: str | None = None  # why the tests themselves do not run
 

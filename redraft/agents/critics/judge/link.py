@@ -82,9 +82,10 @@ class SandboxLink:
         self.thread.join(self.timeout_s + 30)
         self._start()
 
-    def close(self) -> None:
-        """End the run; its worker cleans up after it while the judge goes on."""
-        self.channel.stop()
+    def close(self, grace_s: float = 0.0) -> None:
+        """End the run (now, or once it has had `grace_s` to end by itself); its worker
+        cleans up after it while the judge goes on."""
+        self.channel.stop(grace_s)
 
     def why_closed(self) -> str:
         self.thread.join(5.0)

@@ -32,6 +32,8 @@ SOLUTION = "solution.py"
 CONFIG = "_redraft_judge.json"
 LOG_CHARS = 3000
 PYTEST_JUDGE = "redraft.agents.critics.judge.pytest_run"
+# How long the solution's process has to exit when told, before it is killed.
+GOODBYE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def judge_light(request: JudgeRequest, links: list[SandboxLink] | None = None) -
             return Verdict(failure=str(exc))
         return Verdict(tests=tests, tests_error=judge.tests_error)
     finally:
-        link.close()
+        remote.goodbye()
+        link.close(GOODBYE_S)
 
 
 def judge_pytest(request: JudgeRequest) -> Verdict:
