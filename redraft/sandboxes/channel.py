@@ -90,55 +90,63 @@ class Channel:
     def receive_exactly(self, size: int, deadline: float) -> bytes:
         """`size` bytes from the run, by `deadline` (TimeoutError) or ChannelClosed."""
         while True:
+            if self._direct is not None:
+                with self._read_lock:
+                    while len(self._incoming) < size:
+                        self._read_direct(deadline)
+                    return self._take(size)
             with self._ready:
                 if len(self._incoming) >= size:
-                    data = bytes(self._incoming[:size])
-                    del self._incoming[:size]
-                    return data
-            self._wait(deadline)
+                    return self._take(size)
+            self._wait_relayed(deadline)
 
     def receive_available(self, deadline: float) -> bytes:
         """What the run has written and nobody has received yet (at least a byte)."""
         while True:
+            if self._direct is not None:
+                with self._read_lock:
+                    if not self._incoming:
+                        self._read_direct(deadline)
+                    return self._take(len(self._incoming))
             with self._ready:
                 if self._incoming:
-                    data = bytes(self._incoming)
-                    self._incoming.clear()
-                    return data
-            self._wait(deadline)
+                    return self._take(len(self._incoming))
+            self._wait_relayed(deadline)
 
-    def _wait(self, deadline: float) -> None:
-        """Until more of the run's bytes are here (or the run starts): ChannelClosed, or
-        TimeoutError."""
-        if self._direct is None:
-            with self._ready:
-                if self._incoming or self._direct is not None:
-                    return  # (the run started on direct pipes since the check above)
-                if self._state in ("ended", "done"):
-                    raise ChannelClosed("the run's channel is closed")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self._ready.wait(remaining)
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._incoming[:size])
+        del self._incoming[:size]
+        return data
+
+    def _wait_relayed(self, deadline: float) -> None:
+        """Until the worker relays more of the run's bytes (or the run starts on direct
+        pipes): ChannelClosed, or TimeoutError."""
+        with self._ready:
+            if self._incoming or self._direct is not None:
                 return
-        with self._read_lock:
-            if self._state == "done" or self._wake is None:
-                raise ChannelClosed("the run has ended")
+            if self._state in ("ended", "done"):
+                raise ChannelClosed("the run's channel is closed")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            source = self._direct[1]
-            readable = select.select([source, self._wake[0]], [], [], remaining)[0]
-            if self._wake[0] in readable or self._state == "done":
-                raise ChannelClosed("the run has ended")
-            if not readable:
-                raise TimeoutError
-            try:
-                part = os.read(source, RELAY_CHUNK)
-            except BlockingIOError:
-                return
-            with self._ready:
-                self._incoming += part
+            self._ready.wait(remaining)
+
+    def _read_direct(self, deadline: float) -> None:
+        """One read of the run's pipe, with the receiver's lock held."""
+        wake = self._wake
+        if self._state == "done" or wake is None or self._direct is None:
+            raise ChannelClosed("the run has ended")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        source = self._direct[1]
+        readable = select.select([source, wake[0]], [], [], remaining)[0]
+        if wake[0] in readable or self._state == "done":
+            raise ChannelClosed("the run has ended")
+        if not readable:
+            raise TimeoutError
+        with contextlib.suppress(BlockingIOError):
+            self._incoming += os.read(source, RELAY_CHUNK)
 
     def _send_data(self, data: bytes) -> None:
         """With the sender's lock held."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from redraft.sandboxes.base import ExecResult, Sandbox
@@ -23,6 +23,8 @@ MAIN = "import _redraft_server\n_redraft_server.main()\n"
 preload("_redraft_wire", SERVER_FILES["_redraft_wire.py"])
 preload("_redraft_server", SERVER_FILES["_redraft_server.py"])
 CHANNEL_BYTES = 64 << 20
+# The threads that wait for the solution's runs to end (a run holds one while it lasts).
+_RUNS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="redraft-solution")
 
 
 class SandboxLink:
@@ -50,12 +52,10 @@ class SandboxLink:
     def _start(self) -> None:
         self.channel = Channel(CHANNEL_BYTES)
         self.result: ExecResult | None = None
-        self.thread = threading.Thread(
-            target=self._run, args=(self.channel,), name="redraft-solution", daemon=True
-        )
-        self.thread.start()
+        self.done = threading.Event()
+        _RUNS.submit(self._run, self.channel, self.done)
 
-    def _run(self, channel: Channel) -> None:
+    def _run(self, channel: Channel, done: threading.Event) -> None:
         try:
             result = self.sandbox.run(
                 MAIN,
@@ -67,9 +67,11 @@ class SandboxLink:
         except BaseException as exc:  # reported by why_closed, and by the critic
             self.errors.append(exc)
             channel.finished(None)
+            done.set()
             return
         self.result = result
         self.results.append(result)
+        done.set()
 
     def send(self, data: bytes) -> None:
         self.channel.send(data)
@@ -79,7 +81,7 @@ class SandboxLink:
 
     def restart(self) -> None:
         self.close()
-        self.thread.join(self.timeout_s + 30)
+        self.done.wait(self.timeout_s + 30)
         self._start()
 
     def close(self, grace_s: float = 0.0) -> None:
@@ -88,7 +90,7 @@ class SandboxLink:
         self.channel.stop(grace_s)
 
     def why_closed(self) -> str:
-        self.thread.join(5.0)
+        self.done.wait(5.0)
         if self.errors and self.result is None:
             return str(self.errors[-1])
         result = self.result
@@ -109,8 +111,3 @@ def describe_end(result: ExecResult, memory_mb: int) -> str:
     what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
     tail = result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else []
     return what + (f": {tail[0][:300]}" if tail else "")
-
-
-def wait_closed(link: SandboxLink, deadline: float) -> None:
-    while link.thread.is_alive() and time.monotonic() < deadline:
-        link.thread.join(0.05)
