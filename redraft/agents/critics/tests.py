@@ -263,7 +263,8 @@ class TestsCritic:
     a test file (.py, with its conftest.py, or .json/.yaml I/O cases), or a list of
     {"input", "output"} cases. The solution is importable as `solution`, as any module the
     tests import that is not installed (`from mean import mean`), and as `module`; its names
-    are visible to the tests directly.
+    are visible to the tests directly. pytest runs with no plugins but `pytest_plugins`
+    (such as "pytest_asyncio"): installed ones are not loaded on their own.
     """
 
     __test__ = False  # not a pytest test class
@@ -276,6 +277,7 @@ class TestsCritic:
         entry_point: str | None = None,
         kind: TestKind = "auto",
         module: str | Sequence[str] | None = None,
+        pytest_plugins: Sequence[str] = (),
         name: str = "tests",
         timeout_s: float = 30.0,
         test_timeout_s: float = 5.0,
@@ -286,6 +288,7 @@ class TestsCritic:
         modules = (module,) if isinstance(module, str) else tuple(module or ())
         self.suite = _suite(tests, kind=kind, entry_point=entry_point, modules=modules)
         self._sandbox = sandbox
+        self.pytest_plugins = tuple(pytest_plugins)
         self._name = name
         self.timeout_s = timeout_s
         self.test_timeout_s = test_timeout_s
@@ -319,6 +322,7 @@ class TestsCritic:
             cases=tuple(case.model_dump() for case in suite.cases),
             entry_point=suite.entry_point,
             modules=suite.modules,
+            plugins=self.pytest_plugins,
             timeout_s=self.timeout_s,
             test_timeout_s=self.test_timeout_s,
             memory_mb=self.memory_mb,

@@ -14,9 +14,10 @@ import select
 import struct
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from redraft.agents.critics.judge.link import SandboxLink
-from redraft.sandboxes.channel import ChannelClosed
+if TYPE_CHECKING:  # the judge's process imports this module without the sandboxes
+    from redraft.agents.critics.judge.link import SandboxLink
 
 HEADER = struct.Struct(">cI")
 CHUNK = 1 << 16
@@ -124,7 +125,7 @@ class Bridge:
                     del raw[: HEADER.size + size]
                     if kind == b"D":
                         # If the run is gone, the other thread tells the judge.
-                        with contextlib.suppress(ChannelClosed):
+                        with contextlib.suppress(EOFError):  # ChannelClosed
                             self.link.send(payload)
                     elif kind == b"R":
                         with self._restarted:
@@ -144,11 +145,14 @@ class Bridge:
                     data = channel.receive_available(time.monotonic() + 0.5)
                 except TimeoutError:
                     continue
-                except ChannelClosed:
-                    self._send(b"C", self.link.why_closed().encode())
+                except EOFError:  # ChannelClosed
+                    # Under the restart lock: a channel closed by a restart says nothing (the
+                    # judge asked for it); a run that ended by itself is told, before any S.
                     with self._restarted:
-                        while self.link.channel is channel and not self._done:
-                            self._restarted.wait(0.5)
+                        if self.link.channel is channel and not self._done:
+                            self._send(b"C", self.link.why_closed().encode())
+                            while self.link.channel is channel and not self._done:
+                                self._restarted.wait(0.5)
                     continue
                 self._send(b"D", data)
         except OSError:

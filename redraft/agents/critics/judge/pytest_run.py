@@ -1,12 +1,12 @@
 """The pytest judge: real pytest over the user's test file, in a process of its own.
 
-Started by the tests critic as `python -m redraft.agents.critics.judge.pytest_run CONFIG`
-with its link to the solution on two pipes (see `bridge.py`). The test file and its conftest
-are in a private directory of the host's that the solution cannot reach; the solution's
-module is importable under the names the tests use (and its names are visible to the tests as
-built-ins, as if they were globals). Each test's outcome goes to a JSON report in that
-directory; a test during which the solution's process faulted fails whatever the test caught,
-and the next test gets a fresh process.
+Started by the tests critic through `_pytest_main.py CONFIG` (without the redraft package),
+with no plugins but those the suite names, and with its link to the solution on two pipes
+(see `bridge.py`). The test file and its conftest are in a private directory of the host's
+that the solution cannot reach; the solution's module is importable under the names the tests
+use (and its names are visible to the tests as built-ins, as if they were globals). Each
+test's outcome goes to a JSON report in that directory; a test during which the solution's
+process faulted fails whatever the test caught, and the next test gets a fresh process.
 """
 
 from __future__ import annotations
@@ -245,6 +245,8 @@ def main(argv: Sequence[str]) -> int:
             "-o",
             "console_output_style=classic",
         ]
+        for plugin_name in config.get("plugins") or []:
+            args += ["-p", str(plugin_name)]
         code = pytest.main(args, plugins=[plugin])
         report["tests"] = [plugin.results[nodeid] for nodeid in plugin.order]
         if plugin.collection_errors:

@@ -31,7 +31,7 @@ from redraft.sandboxes.base import Sandbox
 SOLUTION = "solution.py"
 CONFIG = "_redraft_judge.json"
 LOG_CHARS = 3000
-PYTEST_JUDGE = "redraft.agents.critics.judge.pytest_run"
+PYTEST_JUDGE = str(Path(__file__).parent / "_pytest_main.py")
 # How long the solution's process has to exit when told, before it is killed.
 GOODBYE_S = 0.2
 
@@ -49,6 +49,7 @@ class JudgeRequest:
     cases: tuple[Mapping[str, Any], ...] = ()
     entry_point: str | None = None
     modules: tuple[str, ...] = ("solution",)  # the names the tests import the solution by
+    plugins: tuple[str, ...] = ()  # pytest plugins to load (`-p name`)
     timeout_s: float = 30.0
     test_timeout_s: float = 5.0
     memory_mb: int = 512
@@ -127,6 +128,7 @@ def judge_pytest(request: JudgeRequest) -> Verdict:
             "write_fd": from_judge_w,
             "test_timeout_s": request.test_timeout_s,
             "start_timeout_s": request.timeout_s,
+            "plugins": list(request.plugins),
         }
         (directory / "judge.json").write_text(json.dumps(config), encoding="utf-8")
         link = SandboxLink(
@@ -139,13 +141,19 @@ def judge_pytest(request: JudgeRequest) -> Verdict:
         try:
             with open(log, "wb") as output:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", PYTEST_JUDGE, str(directory / "judge.json")],
+                    [sys.executable, PYTEST_JUDGE, str(directory / "judge.json")],
                     pass_fds=(to_judge_r, from_judge_w),
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=output,
                     cwd=directory,
-                    env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                    env={
+                        **os.environ,
+                        "PYTHONDONTWRITEBYTECODE": "1",
+                        # Only the plugins the suite asks for: installed ones can take
+                        # seconds to import, and change what a test means.
+                        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                    },
                 )
             os.close(to_judge_r)
             os.close(from_judge_w)
