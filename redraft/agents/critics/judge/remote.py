@@ -206,9 +206,20 @@ class Remote:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def request(self, op: str, target: int = 0, *args: Any, **kwargs: Any) -> Any:
-        name = kwargs.pop("_name", None)
-        generation = kwargs.pop("_generation", self.generation)
+    def request(
+        self,
+        op: str,
+        target: int = 0,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        generation: int | None = None,
+    ) -> Any:
+        """One request to the solution's process, and its answer as a value (or its
+        exception raised); callbacks it makes meanwhile are served."""
+        if generation is None:
+            generation = self.generation
         if self.broken is not None:
             raise self.fault(f"the solution's process is unusable: {self.broken}", broken=False)
         if generation != self.generation:
@@ -217,12 +228,15 @@ class Remote:
                 broken=False,
             )
         self._counter += 1
-        message: dict[str, Any] = {"id": self._counter, "op": op, "target": target}
+        number = self._counter  # callbacks may make requests of their own meanwhile
+        message: dict[str, Any] = {"id": number, "op": op, "target": target}
         if name is not None:
             message["name"] = name
+        encode = self._encoder.encode
         try:
-            message["args"] = [self._encoder.encode(arg) for arg in args]
-            message["kwargs"] = {str(k): self._encoder.encode(v) for k, v in kwargs.items()}
+            message["args"] = [encode(arg) for arg in args]
+            if kwargs:
+                message["kwargs"] = {str(k): encode(v) for k, v in kwargs.items()}
         except wire.WireError as exc:
             raise TypeError(f"cannot pass that to the solution: {exc}") from None
         self._send(message)
@@ -234,7 +248,7 @@ class Remote:
             if "op" in reply:
                 self._serve_callback(reply)
                 continue
-            if reply.get("reply") != self._counter:
+            if reply.get("reply") != number:
                 raise self.fault("the solution's process answered out of turn")
             return self._outcome(reply)
 
@@ -489,16 +503,16 @@ class RemoteModule(types.ModuleType):
         if _is_private(name):
             raise AttributeError(name)
         remote = _remote_of(self)
-        return remote.named(name, remote.request("getattr", 0, _name=name))
+        return remote.named(name, remote.request("getattr", 0, name=name))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if _is_private(name):
             object.__setattr__(self, name, value)
             return
-        _remote_of(self).request("setattr", 0, value, _name=name)
+        _remote_of(self).request("setattr", 0, (value,), name=name)
 
     def __delattr__(self, name: str) -> None:
-        _remote_of(self).request("delattr", 0, _name=name)
+        _remote_of(self).request("delattr", 0, name=name)
 
     def __dir__(self) -> list[str]:
         listing = _remote_of(self).request("describe")
@@ -518,7 +532,7 @@ class RemoteFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         ref, generation = self._redraft_ref
-        return self._redraft_remote.request("call", ref, *args, _generation=generation, **kwargs)
+        return self._redraft_remote.request("call", ref, args, kwargs, generation=generation)
 
     def __repr__(self) -> str:
         return f"<function {self.__qualname__} of the solution>"
@@ -531,14 +545,14 @@ class MirroredClass(type):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         ref, generation = cls.__dict__["_redraft_class_ref"]
         remote: Remote = cls.__dict__["_redraft_class_remote"]
-        return remote.request("call", ref, *args, _generation=generation, **kwargs)
+        return remote.request("call", ref, args, kwargs, generation=generation)
 
     def __getattr__(cls, name: str) -> Any:
         if _is_private(name):
             raise AttributeError(name)
         ref, generation = type.__getattribute__(cls, "_redraft_class_ref")
         remote: Remote = type.__getattribute__(cls, "_redraft_class_remote")
-        return remote.request("getattr", ref, _name=name, _generation=generation)
+        return remote.request("getattr", ref, name=name, generation=generation)
 
     def __repr__(cls) -> str:
         return f"<class {cls.__module__}.{cls.__qualname__} of the solution>"
@@ -552,7 +566,7 @@ class MirroredException(type):
 def _forward(kind: str, name: str) -> Callable[..., Any]:
     def method(self: RemoteObject, *args: Any) -> Any:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
-        return _remote_of(self).request(kind, ref, *args, _name=name, _generation=generation)
+        return _remote_of(self).request(kind, ref, args, name=name, generation=generation)
 
     method.__name__ = name
     return method
@@ -581,19 +595,19 @@ class RemoteObject:
         if _is_private(name):
             raise AttributeError(name)
         ref, generation = object.__getattribute__(self, "_redraft_ref")
-        return _remote_of(self).request("getattr", ref, _name=name, _generation=generation)
+        return _remote_of(self).request("getattr", ref, name=name, generation=generation)
 
     def __setattr__(self, name: str, value: Any) -> None:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
-        _remote_of(self).request("setattr", ref, value, _name=name, _generation=generation)
+        _remote_of(self).request("setattr", ref, (value,), name=name, generation=generation)
 
     def __delattr__(self, name: str) -> None:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
-        _remote_of(self).request("delattr", ref, _name=name, _generation=generation)
+        _remote_of(self).request("delattr", ref, name=name, generation=generation)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
-        return _remote_of(self).request("call", ref, *args, _generation=generation, **kwargs)
+        return _remote_of(self).request("call", ref, args, kwargs, generation=generation)
 
     __len__ = _forward("builtin", "len")
     __bool__ = _forward("builtin", "bool")
@@ -636,11 +650,11 @@ class RemoteObject:
 
     def __enter__(self) -> Any:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
-        return _remote_of(self).request("builtin", ref, _name="enter", _generation=generation)
+        return _remote_of(self).request("builtin", ref, name="enter", generation=generation)
 
     def __exit__(self, *exc: object) -> Any:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
         # The test's exception stays here: the solution is not given it.
         return _remote_of(self).request(
-            "builtin", ref, None, None, None, _name="exit", _generation=generation
+            "builtin", ref, (None, None, None), name="exit", generation=generation
         )
