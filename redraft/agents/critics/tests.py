@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import importlib.util
+import importlib.machinery
+import os
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -234,16 +236,29 @@ def solution_modules(tree: ast.Module) -> tuple[str, ...]:
             imported = [node.module]
         for name in imported:
             root = name.split(".")[0]
-            if name not in names and not _installed(root):
-                names.append(name)
+            if not _installed(root):
+                names.extend(n for n in (root, name) if n not in names)
     return tuple(names)
 
 
 def _installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+    """A module of the standard library or of site-packages (not one in the current
+    directory: a `mean.py` of yours there is not what the tests mean by `mean`)."""
+    if name in sys.builtin_module_names or name in getattr(sys, "stdlib_module_names", ()):
+        return True
+    here = {"", ".", os.getcwd()}
+    path = [entry for entry in sys.path if entry not in here]
+    for finder in sys.meta_path:
+        try:
+            if finder is importlib.machinery.PathFinder:
+                spec = importlib.machinery.PathFinder.find_spec(name, path)
+            else:
+                spec = finder.find_spec(name, None)  # editable installs, zip imports...
+        except (ImportError, ValueError, AttributeError, TypeError):
+            continue
+        if spec is not None:
+            return True
+    return False
 
 
 def extract_code(text: str) -> str:

@@ -498,6 +498,7 @@ class RemoteModule(types.ModuleType):
         super().__init__(remote.module_name)
         object.__setattr__(self, "_redraft_remote", remote)
         self.__file__ = "solution.py"
+        self.__path__: list[str] = []  # a package too: `from stack.core import Stack`
 
     def __getattr__(self, name: str) -> Any:
         if _is_private(name):
@@ -506,7 +507,8 @@ class RemoteModule(types.ModuleType):
         return remote.named(name, remote.request("getattr", 0, name=name))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if _is_private(name):
+        if _is_private(name) or isinstance(value, RemoteModule):
+            # (the import system names the module a submodule of itself)
             object.__setattr__(self, name, value)
             return
         _remote_of(self).request("setattr", 0, (value,), name=name)
