@@ -357,7 +357,9 @@ class TestsCritic:
             traceback = str(error.get("traceback") or "").strip()
             return [], message + (f"\n{_tail(traceback, 4000)}" if traceback else "")
         if verdict.tests_error:
-            return [], f"the tests do not run:\n{_tail(verdict.tests_error, 4000)}"
+            lines = [line for line in verdict.tests_error.strip().splitlines() if line.strip()]
+            why = lines[-1].strip() if lines else "they fail to load"
+            return [], f"the tests do not run: {why}\n{_tail(verdict.tests_error, 4000)}"
         try:
             return [TestOutcome.model_validate(test) for test in verdict.tests], None
         except ValidationError as exc:
@@ -438,7 +440,8 @@ def _suite(
     else:
         suite = TestSuite.from_cases(tests)
     if modules:
-        suite = replace(suite, modules=tuple(dict.fromkeys(("solution", *modules))))
+        names = dict.fromkeys(("solution", *suite.modules, *modules))
+        suite = replace(suite, modules=tuple(names))
     return suite
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 import types
+import warnings
 
 import _redraft_wire as wire
 
@@ -249,7 +250,8 @@ class Server:
 
     def handle(self, request):
         op = request["op"]
-        with Captured(self.channel) as captured:
+        with Captured(self.channel) as captured, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
                 value = self.describe() if op == "describe" else self.apply(op, request)
                 reply = {"ok": self.encode(value)}
@@ -261,6 +263,13 @@ class Server:
             except BaseException as exc:
                 reply = {"raise": self.exception(exc)}
         reply["out"], reply["err"] = captured.out.value(), captured.err.value()
+        if caught:
+            # Warnings the code raised, for the test to see (pytest.warns): the built-in
+            # category nearest to each one's, and its message.
+            reply["warnings"] = [
+                [builtin_warning(item.category), wire.short(item.message, 2000)]
+                for item in caught[:20]
+            ]
         return reply
 
     def apply(self, op, request):
@@ -335,7 +344,11 @@ class Server:
             if "op" in message:
                 reply = self.handle(message)
                 reply["reply"] = message["id"]
-                self.channel.write(reply)
+                try:
+                    self.channel.write(reply)
+                except (ValueError, TypeError, RecursionError) as exc:
+                    error = TypeError(f"the answer cannot be sent: {wire.short(exc, 200)}")
+                    self.channel.write({"reply": message["id"], "raise": self.exception(error)})
             elif message.get("reply") == until and until is not None:
                 return message
 
@@ -370,6 +383,13 @@ def builtin_exception(kind):
         if base.__module__ == "builtins" and issubclass(base, Exception):
             return base.__name__
     return None
+
+
+def builtin_warning(kind):
+    for base in getattr(kind, "__mro__", ()):
+        if base.__module__ == "builtins" and issubclass(base, Warning):
+            return base.__name__
+    return "UserWarning"
 
 
 def safe_str(exc):

@@ -31,6 +31,8 @@ LENGTH = struct.Struct(">I")
 MAX_DEPTH = 200
 MAX_ITEMS = 1_000_000
 TEXT_CHARS = 300
+BIG_INT_BITS = 10_000
+MAX_INT_HEX = 4_000_000  # a 16-million-bit integer
 STANDARD_TAGS = (
     "Counter",
     "OrderedDict",
@@ -110,8 +112,11 @@ class Encoder:
         if depth > MAX_DEPTH:
             raise WireError("a value nested too deeply to send")
         kind = type(value)
-        if value is None or kind is bool or kind is str or kind is int:
+        if value is None or kind is bool or kind is str:
             return value
+        if kind is int:
+            # Past a few thousand digits, decimal conversion is refused (and slow): hex is not.
+            return value if value.bit_length() < BIG_INT_BITS else {"$": "int", "v": hex(value)}
         if kind is float:
             return value if math.isfinite(value) else {"$": "f", "v": repr(value)}
         down = depth + 1
@@ -237,6 +242,11 @@ class Decoder:
         if tag in ("b", "ba"):
             data = base64.b64decode(str(node["v"]), validate=True)
             return data if tag == "b" else bytearray(data)
+        if tag == "int":
+            text = node["v"]
+            if type(text) is not str or len(text) > MAX_INT_HEX:
+                raise WireError("a malformed integer")
+            return int(text, 16)
         if tag == "f":
             text = node["v"]
             if text not in ("nan", "inf", "-inf"):

@@ -176,12 +176,12 @@ class LightJudge:
     # -- the test namespace -----------------------------------------------------------------
 
     def _import(self, real: Callable[..., Any]) -> Callable[..., Any]:
-        module = self.remote.module
+        remote = self.remote
         aliases = self.aliases
 
         def load(name: str, *args: Any, **kwargs: Any) -> Any:
             if name in aliases:
-                return module
+                return remote.module_named(name)
             return real(name, *args, **kwargs)
 
         return load

@@ -35,9 +35,9 @@ TEXT_CHARS = 4000
 class SolutionFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports of the solution's module names give its proxy."""
 
-    def __init__(self, names: Sequence[str], module: ModuleType) -> None:
+    def __init__(self, names: Sequence[str], remote: Remote) -> None:
         self.names = set(names)
-        self.module = module
+        self.remote = remote
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname not in self.names:
@@ -45,7 +45,7 @@ class SolutionFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec: Any) -> ModuleType:
-        return self.module
+        return self.remote.module_named(spec.name)
 
     def exec_module(self, module: ModuleType) -> None:
         pass
@@ -225,7 +225,11 @@ def main(argv: Sequence[str]) -> int:
     elif not loaded:
         report["load_error"] = remote.load_error
     else:
-        sys.meta_path.insert(0, SolutionFinder(config["aliases"], remote.module))
+        sys.meta_path.insert(0, SolutionFinder(config["aliases"], remote))
+        for name in config["aliases"]:
+            # A name that is also an installed module's (`module="queue"`) is the solution's.
+            if name in sys.modules:
+                sys.modules[name] = remote.module_named(name)
         plugin = JudgePlugin(
             remote,
             directory / config["tests"],

@@ -19,6 +19,7 @@ import builtins
 import contextlib
 import time
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -116,6 +117,14 @@ class Remote:
         self._counter = 0
         self._encoder = wire.Encoder(self._export)
         self.module = RemoteModule(self)
+        self._modules: dict[str, RemoteModule] = {module: self.module}
+
+    def module_named(self, name: str) -> RemoteModule:
+        """The solution's module as imported under `name` (its errors say that name)."""
+        found = self._modules.get(name)
+        if found is None:
+            found = self._modules[name] = RemoteModule(self, name)
+        return found
 
     # -- the process ------------------------------------------------------------------------
 
@@ -218,6 +227,7 @@ class Remote:
     ) -> Any:
         """One request to the solution's process, and its answer as a value (or its
         exception raised); callbacks it makes meanwhile are served."""
+        __tracebackhide__ = True
         if generation is None:
             generation = self.generation
         if self.broken is not None:
@@ -253,7 +263,14 @@ class Remote:
             return self._outcome(reply)
 
     def _outcome(self, reply: dict[str, Any]) -> Any:
+        __tracebackhide__ = True  # pytest's tracebacks show the test and the solution only
         self.record.output(reply.get("out"), reply.get("err"), rest=True)
+        for item in reply.get("warnings") or []:
+            if isinstance(item, list) and len(item) == 2:
+                category = getattr(builtins, str(item[0]), None)
+                if not (isinstance(category, type) and issubclass(category, Warning)):
+                    category = UserWarning
+                warnings.warn(wire.short(item[1], 2000), category, stacklevel=3)
         if "exit" in reply:
             code = wire.short(reply.get("exit"), 100)
             kind = reply.get("name")
@@ -268,12 +285,14 @@ class Remote:
         return self._decode(reply["ok"])
 
     def _send(self, message: dict[str, Any]) -> None:
+        __tracebackhide__ = True
         try:
             self.link.send(wire.pack(message))
         except EOFError:
             raise self.fault(self._closed()) from None
 
     def _read(self) -> dict[str, Any]:
+        __tracebackhide__ = True
         try:
             header = self.link.receive_exactly(wire.LENGTH.size, self.deadline)
             (size,) = wire.LENGTH.unpack(header)
@@ -494,13 +513,14 @@ def _is_private(name: str) -> bool:
 class RemoteModule(types.ModuleType):
     """The solution's module: every attribute is looked up in its process when asked for."""
 
-    def __init__(self, remote: Remote) -> None:
-        super().__init__(remote.module_name)
+    def __init__(self, remote: Remote, name: str | None = None) -> None:
+        super().__init__(name or remote.module_name)
         object.__setattr__(self, "_redraft_remote", remote)
         self.__file__ = "solution.py"
         self.__path__: list[str] = []  # a package too: `from stack.core import Stack`
 
     def __getattr__(self, name: str) -> Any:
+        __tracebackhide__ = True
         if _is_private(name):
             raise AttributeError(name)
         remote = _remote_of(self)
@@ -534,6 +554,7 @@ class RemoteFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         ref, generation = self._redraft_ref
+        __tracebackhide__ = True
         return self._redraft_remote.request("call", ref, args, kwargs, generation=generation)
 
     def __repr__(self) -> str:
@@ -545,11 +566,13 @@ class MirroredClass(type):
     instance there; its attributes are the class's attributes there."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         ref, generation = cls.__dict__["_redraft_class_ref"]
         remote: Remote = cls.__dict__["_redraft_class_remote"]
         return remote.request("call", ref, args, kwargs, generation=generation)
 
     def __getattr__(cls, name: str) -> Any:
+        __tracebackhide__ = True
         if _is_private(name):
             raise AttributeError(name)
         ref, generation = type.__getattribute__(cls, "_redraft_class_ref")
@@ -567,6 +590,7 @@ class MirroredException(type):
 
 def _forward(kind: str, name: str) -> Callable[..., Any]:
     def method(self: RemoteObject, *args: Any) -> Any:
+        __tracebackhide__ = True
         ref, generation = object.__getattribute__(self, "_redraft_ref")
         return _remote_of(self).request(kind, ref, args, name=name, generation=generation)
 
@@ -578,6 +602,7 @@ def _compare(name: str) -> Callable[[RemoteObject, Any], Any]:
     forward = _forward("special", name)
 
     def method(self: RemoteObject, other: Any) -> Any:
+        __tracebackhide__ = True
         # Only the solution's objects compare with each other there: against plain data, an
         # object cannot answer for the test (an always-equal object proves nothing).
         if _reference_of(other) is None:
@@ -594,6 +619,7 @@ class RemoteObject:
     __slots__ = ("_redraft_ref", "_redraft_remote")
 
     def __getattr__(self, name: str) -> Any:
+        __tracebackhide__ = True
         if _is_private(name):
             raise AttributeError(name)
         ref, generation = object.__getattribute__(self, "_redraft_ref")
