@@ -852,7 +852,6 @@ class Relay:
             os.set_blocking(self.to_run, False)
         self.room = limit
         self.pending = bytearray()
-        self.closing = False
         self.stopped = False
         self.stop_at = None
         self.ended = direct  # the run's end is closed and the host told so
@@ -896,7 +895,6 @@ class Relay:
             message = {}
         else:
             message = data
-        self.closing = self.closing or bool(message.get("close"))
         if message.get("stop"):
             # Now, or once the run has had `grace_s` to end by itself.
             grace = float(message.get("grace_s") or 0.0)
@@ -919,8 +917,6 @@ class Relay:
                 self.close_input()
                 return
             del self.pending[:written]
-        if self.closing:
-            self.close_input()
 
     def close_input(self):
         if self.to_run is not None:
@@ -948,7 +944,7 @@ class Relay:
                 continue
             if message.get("end"):
                 return True
-            if not ({"close", "stop"} & message.keys()):
+            if "stop" not in message:
                 return False
 
 

@@ -45,7 +45,6 @@ class SandboxLink:
         self.files = dict(files) if preloaded else {**files, **SERVER_FILES}
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
-        self.results: list[ExecResult] = []
         self.errors: list[BaseException] = []
         self._start()
 
@@ -70,7 +69,6 @@ class SandboxLink:
             done.set()
             return
         self.result = result
-        self.results.append(result)
         done.set()
 
     def send(self, data: bytes) -> None:
