@@ -22,7 +22,7 @@ PyPI release (1.0.3) its `exec` line is live, so its harness really runs the tes
 below with a `pass` body, which must fail). It is timed twice: with its default n_workers=4,
 and with n_workers equal to the sandbox's pool size. Each harness gets the same 3 s timeout per
 problem; the figures are medians over `--repeats`, the three measured in turn so that load from
-other processes hits them alike. Target: the sandbox at least 3x as fast as the faster of the
+other processes hits them alike. Target: the sandbox at least 5x as fast as the faster of the
 two.
 
     python benchmarks/sandbox.py [--runs 200] [--cold-runs 20] [--problems 164] [--repeats 3]
