@@ -98,7 +98,7 @@ class Channel:
             with self._ready:
                 if len(self._incoming) >= size:
                     return self._take(size)
-            self._wait_relayed(deadline)
+            self._wait_relayed(deadline, size)
 
     def receive_available(self, deadline: float) -> bytes:
         """What the run has written and nobody has received yet (at least a byte)."""
@@ -111,18 +111,19 @@ class Channel:
             with self._ready:
                 if self._incoming:
                     return self._take(len(self._incoming))
-            self._wait_relayed(deadline)
+            self._wait_relayed(deadline, 1)
 
     def _take(self, size: int) -> bytes:
         data = bytes(self._incoming[:size])
         del self._incoming[:size]
         return data
 
-    def _wait_relayed(self, deadline: float) -> None:
-        """Until the worker relays more of the run's bytes (or the run starts on direct
-        pipes): ChannelClosed, or TimeoutError."""
+    def _wait_relayed(self, deadline: float, size: int) -> None:
+        """Until the worker has relayed `size` bytes of the run's (or the run starts on
+        direct pipes): ChannelClosed, or TimeoutError. A part of what is wanted, left by a
+        run that then stops writing, waits like nothing."""
         with self._ready:
-            if self._incoming or self._direct is not None:
+            if len(self._incoming) >= size or self._direct is not None:
                 return
             if self._state in ("ended", "done"):
                 raise ChannelClosed("the run's channel is closed")
