@@ -1275,3 +1275,79 @@ async def test_humaneval_check_uses_a_helper_from_the_prompt(sandbox: NamespaceS
     assert missing.issues[0].problem == (
         "check(find_zero) failed: the code defines no function named 'find_zero'"
     )
+
+
+# -- the solution's objects among themselves, and against the tests' data ---------------------
+
+OBJECTS_SOLUTION = """
+class Money:
+    def __init__(self, cents):
+        self.cents = cents
+
+    def __add__(self, other):
+        return Money(self.cents + other.cents)
+
+    def __sub__(self, other):
+        return 0  # claims to differ by nothing from whatever it is given
+
+    def __eq__(self, other):
+        return isinstance(other, Money) and other.cents == self.cents
+
+    __hash__ = object.__hash__
+
+
+class Bag:
+    def __init__(self, *items):
+        self.items = list(items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __contains__(self, item):
+        return True  # claims to hold anything
+
+
+def abs(x):
+    return 0
+
+
+def first(items):
+    raise StopIteration
+"""
+
+OBJECTS_TESTS = """
+assert Money(1) + Money(2) == Money(3)
+assert (Money(1) + Money(2)).cents == 3
+assert 2 in Bag(1, 2)
+assert 5 not in Bag(1, 2)
+assert abs(-3) == 3
+try:
+    Money(1) - 0.5
+except TypeError:
+    refused = True
+else:
+    refused = False
+assert refused
+assert all(map(lambda items: first(items) == 1, [[1], [1]]))
+"""
+
+
+def test_operators_act_only_between_the_solutions_objects(sandbox: NamespaceSandbox) -> None:
+    """Between its own objects the solution's operators hold; against the tests' data (an
+    expected value, an item to look for) it does not get to answer, its `abs` does not
+    replace the tests', and a StopIteration it raises does not end the tests' loop."""
+    critic = TestsCritic(OBJECTS_TESTS, sandbox=sandbox)
+    outcomes, failure = asyncio.run(critic.run_tests(OBJECTS_SOLUTION))
+    assert failure is None
+    passed = {o.name: o.passed for o in outcomes}
+    assert passed == {
+        "assert Money(1) + Money(2) == Money(3)": True,
+        "assert (Money(1) + Money(2)).cents == 3": True,
+        "assert 2 in Bag(1, 2)": True,
+        "assert 5 not in Bag(1, 2)": True,
+        "assert abs(-3) == 3": True,
+        "assert refused": True,
+        "assert all(map(lambda items: first(items) == 1, [[1], [1]]))": False,
+    }, [why(o) for o in outcomes if not o.passed]
+    stopped = outcomes[-1]
+    assert "StopIteration" in (stopped.message or ""), why(stopped)

@@ -142,8 +142,11 @@ def _segment(lines: list[str], node: ast.stmt) -> str | None:
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc)
-    return type(exc).__name__ + (": " + text if text else "")
+    try:
+        text = str(exc)
+    except (Exception, SolutionFault) as again:  # an exception the tests made, not ours
+        text = f"<its str() raised {type(again).__name__}>"
+    return type(exc).__name__ + (": " + wire.short(text, 2000) if text else "")
 
 
 class LightJudge:
@@ -187,8 +190,14 @@ class LightJudge:
         return load
 
     def namespace(self) -> dict[str, Any]:
-        """Globals for the tests: the solution's names, as if `from solution import *`."""
-        names = self.remote.names()
+        """Globals for the tests: the solution's names, as if `from solution import *`, but
+        for those of built-ins (the tests' `abs`, `all` and `AssertionError` stay theirs;
+        the entry point is the solution's whatever its name)."""
+        names = {
+            name: value
+            for name, value in self.remote.names().items()
+            if name == self.entry_point or not hasattr(builtins, name)
+        }
         self.solution_names = names
         own_builtins = dict(vars(builtins))
         own_builtins["__import__"] = self._import(builtins.__import__)
@@ -242,9 +251,7 @@ class LightJudge:
             result["traceback"] = "".join(lines) + solution
             result["solution_line"] = remote["line"]
         else:
-            result["traceback"] = "".join(lines) + "".join(
-                traceback.format_exception_only(type(exc), exc)
-            )
+            result["traceback"] = "".join(lines) + describe(exc) + "\n"
         if frames:
             result["expression"] = self.assert_sources.get(frames[-1].lineno or 0)
             result["test_line"] = frames[-1].lineno
@@ -268,8 +275,26 @@ class LightJudge:
             self.run_asserts()
         return self.results
 
+    def listed(self) -> dict[str, Any] | None:
+        """The tests' namespace; None (and a failed result) if the solution's process does
+        not list its names."""
+        try:
+            return self.namespace()
+        except (Exception, SolutionFault) as exc:
+            self.results.append(
+                {
+                    "name": "the solution's names",
+                    "passed": False,
+                    "outcome": "error",
+                    "message": f"the solution's module could not be listed: {describe(exc)}",
+                }
+            )
+            return None
+
     def run_check(self) -> None:
-        namespace = self.namespace()
+        namespace = self.listed()
+        if namespace is None:
+            return
         record = self.remote.begin_test(self.test_timeout_s)
         try:
             exec(self.code, namespace)
@@ -298,7 +323,9 @@ class LightJudge:
 
     def run_asserts(self) -> None:
         """A script of asserts: each top-level assert is a test; other statements set up."""
-        namespace = self.namespace()
+        namespace = self.listed()
+        if namespace is None:
+            return
         for statement, code in self.statements:
 
             def body(code: Any = code) -> None:
@@ -315,10 +342,21 @@ class LightJudge:
                     outcome["name"] = f"setup at line {statement.lineno}"
                     self.results.append(outcome)
             if self.remote.broken is not None:
+                held = self.solution_names
                 if not self._recover():
                     return
-                fresh = self.namespace()
-                namespace.update({k: v for k, v in fresh.items() if k in self.solution_names})
+                fresh = self.listed()
+                if fresh is None:
+                    return
+                # The solution's names the tests have not rebound: what the tests defined
+                # themselves (a helper of the same name) stays theirs.
+                namespace.update(
+                    {
+                        name: value
+                        for name, value in fresh.items()
+                        if name in held and namespace.get(name) is held[name]
+                    }
+                )
 
 
 def _fault_outcome(reason: str) -> str:

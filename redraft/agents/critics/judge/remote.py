@@ -191,7 +191,9 @@ class Remote:
             listing = self._outcome(reply)
         else:
             listing = self.request("describe")
-        names = dict(listing.get("names") or {}) if isinstance(listing, dict) else {}
+        names = listing.get("names") if isinstance(listing, dict) else None
+        if not isinstance(names, dict) or not all(isinstance(name, str) for name in names):
+            raise self.fault("the solution's process sent a malformed list of its names")
         return {name: self.named(name, value) for name, value in names.items()}
 
     def begin_test(self, timeout_s: float) -> TestRecord:
@@ -260,7 +262,16 @@ class Remote:
                 continue
             if reply.get("reply") != number:
                 raise self.fault("the solution's process answered out of turn")
-            return self._outcome(reply)
+            if op == "builtin" and name == "next":
+                return self._outcome(reply)  # how an iterator of the solution's ends
+            try:
+                return self._outcome(reply)
+            except (StopIteration, StopAsyncIteration) as exc:
+                # Anywhere else it would end the test's own loop early (`all(map(...))` over
+                # no more items is True): as in a generator (PEP 479), it is an error here.
+                raise RuntimeError(
+                    f"the solution raised {type(exc).__name__} ({describe_safely(exc)})"
+                ) from exc
 
     def _outcome(self, reply: dict[str, Any]) -> Any:
         __tracebackhide__ = True  # pytest's tracebacks show the test and the solution only
@@ -434,8 +445,10 @@ class Remote:
             kind = _builtin_exception(fields["builtin"]) or RemoteError
         args = info.get("args") if isinstance(info, dict) else None
         try:
-            values = self._decode(args) if isinstance(args, list) else [fields["message"]]
-            exc = kind(*values)
+            # Plain data only: an argument that is one of the solution's objects would make
+            # str(exc) a call into the solution (which may raise, or hang, in the report).
+            plain = wire.Decoder(_no_reference).decode(args) if isinstance(args, list) else None
+            exc = kind(*(plain if plain is not None else [fields["message"]]))
         except (Exception, SolutionFault):
             try:
                 exc = kind(fields["message"])
@@ -444,6 +457,17 @@ class Remote:
         exc.add_note(fields["traceback"].rstrip()) if hasattr(exc, "add_note") else None
         exc._redraft_remote = fields  # type: ignore[attr-defined]
         return exc
+
+
+def describe_safely(exc: BaseException) -> str:
+    try:
+        return wire.short(str(exc), 300)
+    except (Exception, SolutionFault):
+        return "<its str() raised>"
+
+
+def _no_reference(node: dict[str, Any]) -> Any:
+    raise wire.WireError("an object of the solution's")
 
 
 def start_failure(exc: BaseException, timeout_s: float) -> str:
@@ -598,19 +622,31 @@ def _forward(kind: str, name: str) -> Callable[..., Any]:
     return method
 
 
-def _compare(name: str) -> Callable[[RemoteObject, Any], Any]:
+def _between_objects(name: str) -> Callable[[RemoteObject, Any], Any]:
+    """A comparison or arithmetic operator, done there only between the solution's objects.
+    With the test's own data on the other side, the solution would answer for the test: an
+    always-equal object, or one whose difference from any expected value is 0, proves
+    nothing. Python then tries the plain side, which does not know the object."""
     forward = _forward("special", name)
 
     def method(self: RemoteObject, other: Any) -> Any:
         __tracebackhide__ = True
-        # Only the solution's objects compare with each other there: against plain data, an
-        # object cannot answer for the test (an always-equal object proves nothing).
         if _reference_of(other) is None:
             return NotImplemented
         return forward(self, other)
 
     method.__name__ = name
     return method
+
+
+def _contains(self: RemoteObject, item: Any) -> bool:
+    """`item in obj`: asked of the solution for one of its own objects; for the test's data,
+    the judge compares each item the object yields (membership claimed for anything would
+    prove nothing)."""
+    __tracebackhide__ = True
+    if _reference_of(item) is not None:
+        return bool(_forward("builtin", "contains")(self, item))
+    return any(element is item or element == item for element in self)
 
 
 class RemoteObject:
@@ -647,34 +683,34 @@ class RemoteObject:
     __int__ = _forward("builtin", "int")
     __float__ = _forward("builtin", "float")
     __abs__ = _forward("builtin", "abs")
-    __contains__ = _forward("builtin", "contains")
+    __contains__ = _contains
     __getitem__ = _forward("builtin", "getitem")
     __setitem__ = _forward("builtin", "setitem")
     __delitem__ = _forward("builtin", "delitem")
-    __eq__ = _compare("__eq__")
-    __ne__ = _compare("__ne__")
-    __lt__ = _compare("__lt__")
-    __le__ = _compare("__le__")
-    __gt__ = _compare("__gt__")
-    __ge__ = _compare("__ge__")
+    __eq__ = _between_objects("__eq__")
+    __ne__ = _between_objects("__ne__")
+    __lt__ = _between_objects("__lt__")
+    __le__ = _between_objects("__le__")
+    __gt__ = _between_objects("__gt__")
+    __ge__ = _between_objects("__ge__")
     __index__ = _forward("special", "__index__")
     __neg__ = _forward("special", "__neg__")
     __pos__ = _forward("special", "__pos__")
-    __add__ = _forward("special", "__add__")
-    __radd__ = _forward("special", "__radd__")
-    __sub__ = _forward("special", "__sub__")
-    __rsub__ = _forward("special", "__rsub__")
-    __mul__ = _forward("special", "__mul__")
-    __rmul__ = _forward("special", "__rmul__")
-    __truediv__ = _forward("special", "__truediv__")
-    __rtruediv__ = _forward("special", "__rtruediv__")
-    __floordiv__ = _forward("special", "__floordiv__")
-    __mod__ = _forward("special", "__mod__")
-    __pow__ = _forward("special", "__pow__")
-    __matmul__ = _forward("special", "__matmul__")
-    __and__ = _forward("special", "__and__")
-    __or__ = _forward("special", "__or__")
-    __xor__ = _forward("special", "__xor__")
+    __add__ = _between_objects("__add__")
+    __radd__ = _between_objects("__radd__")
+    __sub__ = _between_objects("__sub__")
+    __rsub__ = _between_objects("__rsub__")
+    __mul__ = _between_objects("__mul__")
+    __rmul__ = _between_objects("__rmul__")
+    __truediv__ = _between_objects("__truediv__")
+    __rtruediv__ = _between_objects("__rtruediv__")
+    __floordiv__ = _between_objects("__floordiv__")
+    __mod__ = _between_objects("__mod__")
+    __pow__ = _between_objects("__pow__")
+    __matmul__ = _between_objects("__matmul__")
+    __and__ = _between_objects("__and__")
+    __or__ = _between_objects("__or__")
+    __xor__ = _between_objects("__xor__")
 
     def __enter__(self) -> Any:
         ref, generation = object.__getattribute__(self, "_redraft_ref")
