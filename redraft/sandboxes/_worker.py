@@ -439,14 +439,18 @@ class Places:
         self.identity = identity
         os.makedirs(work, exist_ok=True)
         self.modes = {}
-        self.free = {}  # blocks and inodes free when empty: on tmpfs, all of them
+        # Blocks and inodes free when empty (on tmpfs, all of them), for places that are a
+        # filesystem of their own: on a shared one, as the subprocess sandbox's directory is,
+        # other processes change them.
+        self.free = {}
         self.times = {}
         self.attributes = {}
         for place in self.all:
             with contextlib.suppress(OSError):
                 info = os.lstat(place)
                 self.modes[place] = stat.S_IMODE(info.st_mode)
-                self.free[place] = free_space(place)
+                if os.path.ismount(place):
+                    self.free[place] = free_space(place)
                 self.times[place] = (info.st_atime_ns, info.st_mtime_ns)
                 self.attributes[place] = attributes(place)
 
@@ -1012,7 +1016,9 @@ class Worker:
 
     def serve(self):
         # What the worker has allocated so far is never collected in a run's process: a
-        # collection there would touch (and copy) every page of it.
+        # collection there would touch (and copy) every page of it. The set-up's garbage
+        # goes first, and the C heap gives back what it freed: every run's process copies
+        # the worker's page tables at its fork and tears them down at its exit.
         gc.freeze()
         while True:
             pipes = Pipes()
