@@ -320,7 +320,8 @@ class WorkerProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:
-                spare = [int(pid) for pid in children.read_text().split()]
+                # A process of the last run the worker has not reaped yet is its child too.
+                spare = [int(pid) for pid in children.read_text().split() if _alive(int(pid))]
             except (OSError, ValueError):
                 spare = []
             if spare or time.monotonic() > deadline or self.proc.poll() is not None:
@@ -367,6 +368,15 @@ class WorkerProcess:
             self.cgroup.remove()
             self.cgroup = None
         self.spec.cleanup()
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a process not yet dead (a zombie, or gone, is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def lost_run(backend: str, limits: Limits, *, timed_out: bool, oom: bool) -> ExecResult:
