@@ -1016,9 +1016,7 @@ class Worker:
 
     def serve(self):
         # What the worker has allocated so far is never collected in a run's process: a
-        # collection there would touch (and copy) every page of it. The set-up's garbage
-        # goes first, and the C heap gives back what it freed: every run's process copies
-        # the worker's page tables at its fork and tears them down at its exit.
+        # collection there would touch (and copy) every page of it.
         gc.freeze()
         while True:
             pipes = Pipes()

@@ -21,7 +21,12 @@ from types import CodeType
 from typing import Any
 
 from redraft.agents.critics.judge import _wire as wire
-from redraft.agents.critics.judge.remote import Remote, SolutionFault, TestRecord
+from redraft.agents.critics.judge.remote import (
+    Remote,
+    SolutionFault,
+    TestRecord,
+    describe_safely,
+)
 
 TESTS_FILE = "test_solution.py"
 OPERATORS: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
@@ -142,11 +147,8 @@ def _segment(lines: list[str], node: ast.stmt) -> str | None:
 
 
 def describe(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except (Exception, SolutionFault) as again:  # an exception the tests made, not ours
-        text = f"<its str() raised {type(again).__name__}>"
-    return type(exc).__name__ + (": " + wire.short(text, 2000) if text else "")
+    text = describe_safely(exc, 2000)  # an exception the tests made may hold anything
+    return type(exc).__name__ + (": " + text if text else "")
 
 
 class LightJudge:

@@ -459,11 +459,12 @@ class Remote:
         return exc
 
 
-def describe_safely(exc: BaseException) -> str:
+def describe_safely(exc: BaseException, limit: int = 300) -> str:
+    """`str(exc)`, cut to `limit`; never raises (the exception may hold what does)."""
     try:
-        return wire.short(str(exc), 300)
-    except (Exception, SolutionFault):
-        return "<its str() raised>"
+        return wire.short(str(exc), limit)
+    except (Exception, SolutionFault) as again:
+        return f"<its str() raised {type(again).__name__}>"
 
 
 def _no_reference(node: dict[str, Any]) -> Any:
@@ -639,13 +640,16 @@ def _between_objects(name: str) -> Callable[[RemoteObject, Any], Any]:
     return method
 
 
+_asked_contains = _forward("builtin", "contains")
+
+
 def _contains(self: RemoteObject, item: Any) -> bool:
     """`item in obj`: asked of the solution for one of its own objects; for the test's data,
     the judge compares each item the object yields (membership claimed for anything would
     prove nothing)."""
     __tracebackhide__ = True
     if _reference_of(item) is not None:
-        return bool(_forward("builtin", "contains")(self, item))
+        return bool(_asked_contains(self, item))
     return any(element is item or element == item for element in self)
 
 
