@@ -14,7 +14,6 @@ The docker SDK is an optional extra (`pip install 'redraft[docker]'`), imported 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import select
 import socket
 import struct
@@ -23,7 +22,6 @@ import time
 import uuid
 import weakref
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from redraft.sandboxes import seccomp
@@ -34,7 +32,13 @@ from redraft.sandboxes.base import (
     SandboxUnavailable,
 )
 from redraft.sandboxes.channel import Channel
-from redraft.sandboxes.image import DEFAULT_IMAGE
+from redraft.sandboxes.docker_daemon import (
+    DEFAULT_IMAGE,
+    daemon_message,
+    docker_client,
+    docker_sdk,
+    image_missing_message,
+)
 from redraft.sandboxes.pool import (
     HOST_GRACE_S,
     START_TIMEOUT_S,
@@ -67,13 +71,10 @@ ROOT = "0:0"
 CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"]
 CAP_SYS_RESOURCE = 24
 LABEL = "redraft.sandbox"
-SDK_HINT = "the docker sandbox needs the docker SDK: pip install 'redraft[docker]'"
-DAEMON_HINT = "start it (systemctl start docker, or dockerd &) or choose sandbox='bwrap'"
 # Room in the container's cgroup for pid 1 and the worker beside the run itself.
 MEMORY_HEADROOM_MB = 32
 # The container's init and the worker, beside the run's own `processes`.
 EXTRA_PIDS = 2
-API_TIMEOUT_S = 30
 # pid 1 of every container: reaps the orphans a run leaves (the worker kills them, someone
 # must wait for them) and exits on SIGTERM. Non-dumpable and root, so no run reaches it, and
 # never the OOM killer's choice; blocking SIGCHLD and waiting for it loses none.
@@ -111,41 +112,6 @@ for path in {OOM_COUNTERS!r}:
 STREAM_HEADER = struct.Struct(">BxxxL")
 # What the exec's stderr may hold: a traceback if the worker crashed.
 STDERR_CAP = 64 << 10
-
-
-def docker_sdk() -> ModuleType:
-    """The docker SDK, or SandboxUnavailable naming the extra to install."""
-    try:
-        return importlib.import_module("docker")
-    except ImportError:
-        raise SandboxUnavailable(SDK_HINT) from None
-
-
-def docker_client(base_url: str | None = None) -> Any:
-    """A client for the daemon of DOCKER_HOST (or `base_url`), checked to answer."""
-    docker = docker_sdk()
-    try:
-        if base_url is None:
-            client = docker.from_env(timeout=API_TIMEOUT_S)
-        else:
-            client = docker.DockerClient(base_url=base_url, timeout=API_TIMEOUT_S)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise SandboxUnavailable(_daemon_message(exc)) from None
-    return client
-
-
-def _daemon_message(exc: BaseException) -> str:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"the Docker daemon is not running or not reachable ({reason}); {DAEMON_HINT}"
-
-
-def image_missing_message(image: str) -> str:
-    return (
-        f"no Docker image {image}: run `redraft sandbox build-image` (no registry needed), or "
-        "where a registry is reachable `docker pull python:3.12-slim` and "
-        "`redraft sandbox build-image --from-image python:3.12-slim`"
-    )
 
 
 class ContainerGone(WorkerLost):
@@ -308,7 +274,7 @@ class Container:
         except errors.APIError as exc:
             raise SandboxError(f"the docker sandbox could not create a container: {exc}") from None
         except errors.DockerException as exc:
-            raise SandboxUnavailable(_daemon_message(exc)) from None
+            raise SandboxUnavailable(daemon_message(exc)) from None
         sandbox._track(self.id)
         try:
             client.api.start(self.id)
@@ -537,9 +503,9 @@ class DockerSandbox(PooledSandbox):
         except docker.errors.ImageNotFound:
             raise SandboxUnavailable(image_missing_message(self.image)) from None
         except docker.errors.DockerException as exc:
-            raise SandboxUnavailable(_daemon_message(exc)) from None
+            raise SandboxUnavailable(daemon_message(exc)) from None
         except OSError as exc:
-            raise SandboxUnavailable(_daemon_message(exc)) from None
+            raise SandboxUnavailable(daemon_message(exc)) from None
         self._checked = True
 
     def _ready(self) -> None:

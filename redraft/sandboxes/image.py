@@ -18,8 +18,8 @@ from typing import Any
 
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import SandboxError, SandboxUnavailable
+from redraft.sandboxes.docker_daemon import DEFAULT_IMAGE, docker_client, image_missing_message
 
-DEFAULT_IMAGE = "redraft-sandbox:latest"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 PACKAGES = ("python3-minimal", "python3")
@@ -38,8 +38,6 @@ Progress = Callable[[str], None]
 
 
 def _client() -> Any:
-    from redraft.sandboxes.docker import docker_client
-
     return docker_client()
 
 
@@ -116,8 +114,6 @@ def use_image(source: str, name: str = DEFAULT_IMAGE, *, client: Any = None) -> 
     It is checked first: it must run `python3`, with the ctypes module the worker locks runs
     down with, with no network, as nobody, read-only.
     """
-    from redraft.sandboxes.docker import image_missing_message
-
     docker = client or _client()
     errors = __import__("docker").errors
     try:
