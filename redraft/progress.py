@@ -149,6 +149,10 @@ async def follow(
             view.update(event)
             if isinstance(event, StopEvent):
                 result = event.result
+    if console is not None and not console.is_terminal and not console.is_jupyter:
+        # Off a terminal, rich's Live prints its last frame without ending the line, so
+        # whatever is printed next would run on from "stop: ...".
+        console.line()
     if result is None:  # pragma: no cover - every run ends with a StopEvent
         raise RuntimeError("the run ended without a result")
     return result

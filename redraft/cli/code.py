@@ -14,7 +14,15 @@ from redraft.agents.critics.tests import TestsCritic, TestSuite, extract_code
 from redraft.agents.editor import LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS
 from redraft.cli.commands import _run, app, interruptible
-from redraft.cli.inputs import ChosenModels, check_writable, open_memory, read_task
+from redraft.cli.inputs import (
+    ChosenModels,
+    check_memory_db,
+    check_writable,
+    open_memory,
+    precheck,
+    read_task,
+)
+from redraft.cli.numbers import number_in
 from redraft.cli.options import (
     ApiBaseOption,
     CodeOutOption,
@@ -90,7 +98,12 @@ def code(
         int, typer.Option(min=1, help="Most drafts to test, the first one included.")
     ] = 4,
     timeout: Annotated[
-        float, typer.Option(min=0.1, metavar="SECONDS", help="Time limit of each test.")
+        float,
+        typer.Option(
+            parser=number_in(0.1, example="5"),
+            metavar="SECONDS",
+            help="Time limit of each test (at least 0.1).",
+        ),
     ] = 5.0,
     memory_mb: Annotated[
         int, typer.Option(min=16, metavar="MB", help="Memory limit of the code.")
@@ -105,6 +118,14 @@ def code(
     with interruptible():
         if sandbox not in NAMES:
             raise typer.BadParameter(f"choose one of {', '.join(NAMES)}", param_hint="--sandbox")
+        if entry_point is not None and not entry_point.isidentifier():
+            raise typer.BadParameter(
+                f"{entry_point!r} is not a Python function name: give the name of the "
+                "function that check(candidate) receives",
+                param_hint="--entry-point",
+            )
+        precheck(model, critic_model, editor_model, api_base)
+        memory_db = check_memory_db(memory_db)
         suite = TestSuite.from_file(tests, entry_point=entry_point)
         instruction = read_task(task)
         if out is not None:

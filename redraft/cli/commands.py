@@ -14,11 +14,14 @@ import typer
 from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
 from redraft.cli.inputs import (
     ChosenModels,
+    check_memory_db,
     check_writable,
     open_memory,
+    precheck,
     read_optional,
     read_task,
 )
+from redraft.cli.numbers import number_in
 from redraft.cli.options import (
     ApiBaseOption,
     EditorModelOption,
@@ -148,8 +151,8 @@ def refine(
     threshold: Annotated[
         float | None,
         typer.Option(
-            min=0.0,
-            max=1.0,
+            parser=number_in(0.0, 1.0, example="0.8"),
+            metavar="SCORE",
             help="Stop once the score (0..1) reaches this, even if a critic has not passed.",
             show_default=False,
         ),
@@ -165,7 +168,10 @@ def refine(
     max_cost: Annotated[
         float | None,
         typer.Option(
-            min=0.0, metavar="USD", help="Cost budget for the whole run.", show_default=False
+            parser=number_in(0.0, example="0.50", unlimited="leave --max-cost out for no limit"),
+            metavar="USD",
+            help="Cost budget for the whole run (USD, at least 0).",
+            show_default=False,
         ),
     ] = None,
     memory: MemoryOption = False,
@@ -177,6 +183,8 @@ def refine(
     """Refine TASK with a model: draft, critique, revise until the critics pass it."""
     with interruptible():
         # Cheap checks first: a typo in a path should not wait for LiteLLM to import.
+        precheck(model, critic_model, editor_model, api_base)
+        memory_db = check_memory_db(memory_db)
         the_task = Task(
             instruction=read_task(task),
             rubric=load_rubric(rubric) if rubric is not None else None,

@@ -1,19 +1,26 @@
 """`redraft memory ...`: add, search, list, show, delete, stats, export and import corrections.
 
 Data goes to stdout (tables, or JSON with --json), notes to stderr, like the other commands.
+Commands that only read (search, list, show, stats, export) open the memory read-only: they
+work on a memory that is not writable and create no file. Only add, search and import load
+the embedding model (seconds); the others never do.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
+from redraft.cli.inputs import check_folder, check_memory_db
+from redraft.cli.numbers import number_in
+from redraft.cli.options import MEMORY_EXTRA
 from redraft.cli.output import emit, note
 from redraft.errors import ConfigError
 
@@ -22,7 +29,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="memory",
-    help="The memory of past corrections that loops learn from (needs redraft[memory]).",
+    help=f"The memory of past corrections that loops learn from (needs {MEMORY_EXTRA}).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,7 +40,8 @@ Db = Annotated[
     typer.Option(
         "--db",
         metavar="PATH",
-        help="Memory database (default: $REDRAFT_MEMORY or the per-user data folder).",
+        help="Memory database, in a folder that exists (default: $REDRAFT_MEMORY or the "
+        "per-user data folder).",
         show_default=False,
     ),
 ]
@@ -57,17 +65,57 @@ Tags = Annotated[
     list[str] | None,
     typer.Option("--tag", help="Only corrections with this tag (repeatable).", show_default=False),
 ]
+# `add` files a correction under these; the filters above select by them.
+AddKind = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        help="The kind of task it is about (e.g. poem, sql): runs of tasks of that kind are "
+        "given it.",
+        show_default=False,
+    ),
+]
+AddCritic = Annotated[
+    str | None,
+    typer.Option(
+        "--critic", help="The critic that found the problem (e.g. rubric).", show_default=False
+    ),
+]
+AddTags = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag",
+        help="A tag to file it under (repeatable); search and list can select by it.",
+        show_default=False,
+    ),
+]
 
 
 @contextmanager
-def _opened(db: Path | None, model: str | None = None) -> Iterator[CorrectionMemory]:
-    from redraft.memory import CorrectionMemory
+def _opened(
+    db: Path | None, model: str | None = None, *, read_only: bool = False
+) -> Iterator[CorrectionMemory]:
+    path = check_memory_db(db, "--db")
+    if model is not None and not model.strip():
+        raise ConfigError(
+            "--model is empty: give a sentence-transformers model name or folder, or leave "
+            "it out to use the memory's own"
+        )
+    from redraft.memory import CorrectionMemory, Embedder, default_path
 
-    memory = CorrectionMemory(db, model)
+    if model is not None and not read_only and not (path or default_path()).exists():
+        Embedder(model).check()  # a wrong name fails before a file is made for it
+    memory = CorrectionMemory(path, model, read_only=read_only)
     try:
         yield memory
     finally:
         memory.close()
+
+
+def _given(value: str, flag: str, what: str) -> None:
+    # Named by its flag: the library's own message names the field ("task: must not be empty").
+    if not value.strip():
+        raise ConfigError(f"{flag} is empty: say {what}")
 
 
 @app.command()
@@ -81,14 +129,16 @@ def add(
     revised: Annotated[
         str | None, typer.Option(help="What the passage became.", show_default=False)
     ] = None,
-    kind: Kind = None,
-    tag: Tags = None,
-    critic: Critic = None,
+    kind: AddKind = None,
+    tag: AddTags = None,
+    critic: AddCritic = None,
     db: Db = None,
     model: Model = None,
     json_output: Json = False,
 ) -> None:
     """Add a correction (a near-identical one is counted instead of stored twice)."""
+    _given(task, "--task", "which task the correction is about")
+    _given(problem, "--problem", "what was wrong")
     with _opened(db, model) as memory:
         before = len(memory)
         record = memory.add(
@@ -116,7 +166,12 @@ def search(
     k: Annotated[int, typer.Option("-k", min=1, help="Most results.")] = 5,
     min_score: Annotated[
         float | None,
-        typer.Option(min=-1.0, max=1.0, help="Relevance threshold (cosine).", show_default=False),
+        typer.Option(
+            parser=number_in(-1.0, 1.0, example="0.3"),
+            metavar="COSINE",
+            help="Relevance threshold (cosine, -1..1).",
+            show_default=False,
+        ),
     ] = None,
     kind: Kind = None,
     critic: Critic = None,
@@ -126,7 +181,8 @@ def search(
     json_output: Json = False,
 ) -> None:
     """Corrections most similar to QUERY, above the relevance threshold."""
-    with _opened(db, model) as memory:
+    _given(query, "QUERY", "what to look for")
+    with _opened(db, model, read_only=True) as memory:
         hits = memory.search(
             query, k, min_score=min_score, kind=kind, critic=critic, tags=tag or []
         )
@@ -149,7 +205,7 @@ def list_(
     json_output: Json = False,
 ) -> None:
     """List corrections, newest first."""
-    with _opened(db) as memory:
+    with _opened(db, read_only=True) as memory:
         records = list(memory.records(kind=kind, critic=critic, tags=tag or [], limit=limit))
     if json_output:
         emit(json.dumps([_jsonable(r) for r in records]))
@@ -165,7 +221,7 @@ def show(
     json_output: Json = False,
 ) -> None:
     """Show one correction in full."""
-    with _opened(db) as memory:
+    with _opened(db, read_only=True) as memory:
         record = memory.get(record_id)
     if json_output:
         emit(record.model_dump_json(indent=2))
@@ -184,8 +240,12 @@ def delete(
     db: Db = None,
 ) -> None:
     """Delete corrections."""
+    # Every id is looked up before any is deleted (a typo in the third deletes nothing), and
+    # read-only, so that a mistyped --db is not created just to find nothing in it.
+    with _opened(db, read_only=True) as memory:
+        found = [memory.get(record_id).id for record_id in record_ids]
     with _opened(db) as memory:
-        for record_id in record_ids:
+        for record_id in dict.fromkeys(found):
             record = memory.delete(record_id)
             note(None, f"deleted {record.id}")
 
@@ -193,7 +253,7 @@ def delete(
 @app.command()
 def stats(db: Db = None, json_output: Json = False) -> None:
     """How many corrections, of which kinds and critics, and the model in use."""
-    with _opened(db) as memory:
+    with _opened(db, read_only=True) as memory:
         figures = memory.stats()
     if json_output:
         emit(json.dumps(figures))
@@ -213,12 +273,14 @@ def export(
     db: Db = None,
 ) -> None:
     """Write every correction as JSON lines (vectors are left out: they depend on the model)."""
-    with _opened(db) as memory:
+    if out is not None:
+        if out.exists():
+            raise ConfigError(f"{out} exists: give a new file name, or remove it first")
+        check_folder(out, "export file")
+    with _opened(db, read_only=True) as memory:
         if out is None:
             count = memory.export_jsonl(sys.stdout)
         else:
-            if out.exists():
-                raise ConfigError(f"{out} exists: give a new file name, or remove it first")
             try:
                 with out.open("x", encoding="utf-8") as handle:
                     count = memory.export_jsonl(handle)
@@ -235,17 +297,44 @@ def import_(
 ) -> None:
     """Add corrections from JSON lines (as export writes them); known ids are skipped and
     near-identical lessons merged."""
-    with _opened(db, model) as memory:
-        if str(source) == "-":
-            read, added = memory.import_jsonl(sys.stdin)
-        else:
-            try:
-                with source.open(encoding="utf-8") as handle:
-                    read, added = memory.import_jsonl(handle)
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = getattr(exc, "strerror", None) or exc
-                raise ConfigError(f"cannot read {source}: {reason}") from None
+    name = "stdin" if str(source) == "-" else str(source)
+    with _lines(source) as lines, _opened(db, model) as memory:
+        try:
+            read, added = memory.import_jsonl(lines)
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{name} is not UTF-8 text: give JSON lines as `redraft memory export` writes them"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from None
     note(None, f"read {read} corrections, {added} new")
+
+
+@contextmanager
+def _lines(source: Path) -> Iterator[TextIO]:
+    """The JSONL to import, decoded strictly as UTF-8 (stdin too: under a C locale Python
+    would let bad bytes through as surrogates); checked before the memory is opened."""
+    if str(source) == "-":
+        raw = getattr(sys.stdin, "buffer", None)
+        if raw is None:  # a text stream standing in for stdin (tests, embedding)
+            yield sys.stdin
+            return
+        wrapper = io.TextIOWrapper(raw, encoding="utf-8")
+        try:
+            yield wrapper
+        finally:
+            wrapper.detach()  # stdin's own buffer stays open
+        return
+    if source.is_dir():
+        raise ConfigError(f"{source} is a directory: give the path of a JSONL file")
+    try:
+        handle = source.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"import file not found: {source}: check the path") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
+    with handle:
+        yield handle
 
 
 def _line(record: Correction) -> str:

@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from redraft.models.local import DEFAULT_LOCAL_MODEL, LOCAL_PREFIX
 from redraft.refiner import MODEL_ENV
+
+# Help texts are rich markup: unescaped, "redraft[memory]" shows as "redraft".
+MEMORY_EXTRA = escape("redraft[memory]")
 
 TaskArgument = Annotated[
     str | None,
@@ -67,7 +71,7 @@ MemoryOption = Annotated[
     typer.Option(
         "--memory",
         help="Learn from past corrections: the actor and editor are given the relevant ones, "
-        "and what this run fixed is stored (needs redraft[memory]).",
+        f"and what this run fixed is stored (needs {MEMORY_EXTRA}).",
     ),
 ]
 MemoryDbOption = Annotated[
@@ -75,8 +79,8 @@ MemoryDbOption = Annotated[
     typer.Option(
         "--memory-db",
         metavar="PATH",
-        help="The memory database (implies --memory; default: $REDRAFT_MEMORY or the "
-        "per-user data folder).",
+        help="The memory database, in a folder that exists (implies --memory; default: "
+        "$REDRAFT_MEMORY or the per-user data folder).",
         show_default=False,
     ),
 ]

@@ -51,12 +51,32 @@ def write_out(out: Path, text: str) -> None:
 
 
 def plain_summary(result: Result) -> str:
+    """The summary for a pipe or a log: the terminal view's summary line, and, as the
+    terminal view shows them, why critics failed (else a log says only that they did)."""
     if result.error:
-        return (
+        first = (
             f"error: {one_line(result.error)} (stopped after {len(result.rounds)} rounds; "
             f"the best draft so far, round {result.best_round}, is the output)"
         )
-    return summary_line(result).plain.splitlines()[0]
+    else:
+        first = summary_line(result).plain.splitlines()[0]
+    return "\n".join([first, *critic_failures(result)])
+
+
+def critic_failures(result: Result) -> list[str]:
+    """One line per critic and error: `critic NAME failed in rounds 0, 1: why`."""
+    rounds: dict[tuple[str, str], list[int]] = {}
+    for round_ in result.rounds:
+        for critique in round_.critiques:
+            if critique.error is not None:
+                rounds.setdefault((critique.critic, one_line(critique.error)), []).append(
+                    round_.index
+                )
+    lines = []
+    for (critic, error), indexes in rounds.items():
+        where = "round" if len(indexes) == 1 else "rounds"
+        lines.append(f"critic {critic} failed in {where} {', '.join(map(str, indexes))}: {error}")
+    return lines
 
 
 def one_line(message: str) -> str:

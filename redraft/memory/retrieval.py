@@ -39,7 +39,14 @@ class CorrectionMemory:
 
     `min_score` is the relevance threshold, `duplicate_score` the similarity above which two
     hits count as one and a new correction merges into the old one (its `use_count` grows).
-    The model loads on the first embedding, the vectors on the first search.
+    The model loads on the first embedding (looked for on disk and in the Hugging Face cache
+    first, so a wrong name fails in one line), the vectors on the first search. A new file
+    records its model with its first vectors: a model that never loaded leaves no name behind.
+
+    `read_only=True` reads without writing or creating anything, so a memory that is not
+    writable can still be listed and searched (one that does not exist reads as empty); it
+    lends its lessons to runs and learns nothing from them. Opened for writing, a memory that
+    is not writable raises `MemoryFileError` saying it is read-only.
     """
 
     def __init__(
@@ -50,12 +57,14 @@ class CorrectionMemory:
         min_score: float = MIN_SCORE,
         duplicate_score: float = DUPLICATE_SCORE,
         approx_above: int | None = APPROX_ABOVE,
+        read_only: bool = False,
     ) -> None:
         if not 0.0 <= min_score <= 1.0 or not 0.0 < duplicate_score <= 1.0:
             raise ConfigError("min_score and duplicate_score are cosine similarities in 0..1")
         self.min_score = min_score
         self.duplicate_score = duplicate_score
-        self._store = Store(default_path() if path is None else path)
+        self.read_only = read_only
+        self._store = Store(default_path() if path is None else path, read_only=read_only)
         self.path = self._store.path
         try:
             self.embedder = self._choose_embedder(model)
@@ -72,20 +81,16 @@ class CorrectionMemory:
     def _choose_embedder(self, model: str | Path | Embedder | None) -> Embedder:
         chosen = model if isinstance(model, Embedder) else Embedder(model)
         recorded = self._store.meta("model")
-        if recorded is None:
-            with self._store.transaction() as db:
-                # Re-read under the write lock: another process may have just recorded one.
-                recorded = self._store.meta("model")
-                if recorded is None:
-                    self._store.set_meta(db, "model", chosen.name)
-                    recorded = chosen.name
-        if chosen.name == recorded:
-            return chosen
+        if recorded is None or chosen.name == recorded:
+            return chosen  # a new memory records its model with its first vectors (`_embed`)
         if model is None:
             return Embedder(recorded)
-        raise EmbeddingModelMismatch(
+        raise self._mismatch(recorded, chosen.name)
+
+    def _mismatch(self, recorded: str, chosen: str) -> EmbeddingModelMismatch:
+        return EmbeddingModelMismatch(
             f"memory {self.path} was built with embedding model {recorded!r}, not "
-            f"{chosen.name!r}: use model={recorded!r} (--model), leave the model unset, "
+            f"{chosen!r}: use model={recorded!r} (--model), leave the model unset, "
             "or give another --db path"
         )
 
@@ -93,7 +98,7 @@ class CorrectionMemory:
 
     def close(self) -> None:
         with self._lock:
-            if self._index is not None:
+            if self._index is not None and not self.read_only:
                 self._index.save()
         self._store.close()
 
@@ -280,6 +285,8 @@ class CorrectionMemory:
     ) -> list[Hit]:
         """`search` with a query already embedded by this memory's model (unit length)."""
         threshold = self.min_score if min_score is None else min_score
+        if self._store.meta("dimension") is None:
+            return []  # nothing was ever embedded: an empty memory (read-only, else recorded)
         filtered = kind is not None or critic is not None or bool(tags)
         allowed = self._store.matching(kind=kind, critic=critic, tags=tags) if filtered else None
         with self._lock:
@@ -318,11 +325,15 @@ class CorrectionMemory:
         hits = self.search(query, k, kind=kind if isinstance(kind, str) else None)
         if not hits:
             return []
-        self._store.count_use([hit.record.id for hit in hits])
+        if not self.read_only:
+            self._store.count_use([hit.record.id for hit in hits])
         return [hit.record.lesson(hit.score) for hit in hits]
 
     def learn(self, result: Result) -> list[Correction]:
-        """Store the corrections a finished run made: issues that a revision improved on."""
+        """Store the corrections a finished run made: issues that a revision improved on
+        (none with `read_only`: the run's result must not be lost to a refused write)."""
+        if self.read_only:
+            return []
         return self.add_many(corrections_from(result))
 
     # -- JSONL -----------------------------------------------------------------------------
@@ -359,13 +370,20 @@ class CorrectionMemory:
 
     def _embed(self, texts: Sequence[str]) -> Vectors:
         vectors = self.embedder.embed(texts)
-        recorded = self._store.meta("dimension")
         dim = vectors.shape[1]
-        if recorded is None:
+        model, recorded = self._store.meta("model"), self._store.meta("dimension")
+        if (model is None or recorded is None) and not self.read_only:
             with self._store.transaction() as db:
-                if self._store.meta("dimension") is None:
+                # Re-read under the write lock: another process may have just recorded them.
+                model, recorded = self._store.meta("model"), self._store.meta("dimension")
+                if model is None:
+                    self._store.set_meta(db, "model", self.embedder.name)
+                elif model != self.embedder.name:
+                    raise self._mismatch(model, self.embedder.name)
+                if recorded is None:
                     self._store.set_meta(db, "dimension", str(dim))
-        elif int(recorded) != dim:
+                    recorded = str(dim)
+        if recorded is not None and int(recorded) != dim:
             raise EmbeddingModelMismatch(
                 f"memory {self.path} holds {recorded}-dimensional vectors but model "
                 f"{self.embedder.name!r} makes {dim}-dimensional ones: give another --db path"
@@ -409,4 +427,5 @@ def _index_saved_at(path: Path, uid: str) -> Path:
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else str(first["msg"])
+    message = str(first["msg"]).removeprefix("Value error, ")  # pydantic's prefix, noise here
+    return f"{where}: {message}" if where else message

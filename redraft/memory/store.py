@@ -4,6 +4,10 @@ A file is only ever written once it is known to be a redraft memory (or a new, e
 anything else, a corrupted file included, raises `MemoryFileError` and is left as it was.
 Several processes may write the same file: writes take SQLite's write lock (BEGIN IMMEDIATE)
 and wait for it, so none is lost.
+
+A store opened `read_only` never writes or creates anything, so it reads a memory that is
+not writable (a read-only file, folder or file system); one that does not exist yet reads
+as empty. A store opened for writing refuses a read-only memory at once, saying so.
 """
 
 from __future__ import annotations
@@ -107,13 +111,34 @@ class Changes:
 class Store:
     """One SQLite connection, shared by threads under a lock."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
+        self.read_only = read_only
         _check_file(self.path)
-        if not self.path.parent.is_dir():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        if read_only:
+            self._db = self._connect_read_only()
+        else:
+            self._db = self._connect()
         try:
-            self._db = sqlite3.connect(
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        problem = read_only_reason(self.path)
+        if problem is not None:
+            raise MemoryFileError(read_only_message(self.path, problem))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MemoryFileError(
+                f"cannot create the folder of memory {self.path}: {exc.strerror or exc}; "
+                "give another --db path"
+            ) from None
+        try:
+            return sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
@@ -121,12 +146,23 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise MemoryFileError(f"cannot open memory {self.path}: {exc}") from None
-        self._lock = threading.RLock()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return _empty()  # nothing stored yet, and reading creates no file
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
         try:
-            self._open()
-        except BaseException:
-            self._db.close()
-            raise
+            return _connect_uri(uri)
+        except sqlite3.OperationalError:
+            pass
+        # A WAL file in a folder this process cannot write: readers need a shared-memory file
+        # beside it that cannot be made. Read it as immutable: a snapshot, which is all a
+        # listing or a search needs (no writer can reach the file without that folder either,
+        # unless it is another user's).
+        try:
+            return _connect_uri(f"{uri}&immutable=1")
+        except sqlite3.Error as exc:
+            raise MemoryFileError(f"cannot open memory {self.path} to read it: {exc}") from None
 
     def _open(self) -> None:
         with self._errors():
@@ -140,17 +176,22 @@ class Store:
                 )
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if app_id != APPLICATION_ID:
+                if self.read_only:  # an SQLite file with nothing in it: an empty memory
+                    self._db.close()
+                    self._db = _empty()
+                    return
                 self._create()
             self._check_version()
             # Finds a damaged file now, before anything is written to it.
             verdict = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
             if verdict != "ok":
                 raise sqlite3.DatabaseError(verdict)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
 
     def _create(self) -> None:
-        with self.transaction():
+        with self._writing():
             # Another process may have created it while this one waited for the lock.
             if self._db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
                 return
@@ -186,6 +227,10 @@ class Store:
                     f"{BUSY_TIMEOUT_MS // 1000}s: try again when it is done"
                 ) from None
             reason = " ".join(str(exc).replace("*", "").split())
+            if "readonly" in reason or "read-only" in reason or "unable to open" in reason:
+                problem = read_only_reason(self.path)
+                if problem is not None:
+                    raise MemoryFileError(read_only_message(self.path, problem)) from None
             raise MemoryFileError(
                 f"memory {self.path} is unreadable ({reason}); it was left as it is: restore "
                 "it from a backup or an export, or give another --db path"
@@ -195,6 +240,15 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: holds SQLite's write lock from the start, so reads inside it
         see every committed write and no other writer can slip in between."""
+        if self.read_only:
+            raise MemoryFileError(
+                f"memory {self.path} was opened read-only: open it without read_only to change it"
+            )
+        with self._writing() as db:
+            yield db
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -352,8 +406,61 @@ class Store:
             "newest": last,
             "kinds": {k or "(none)": n for k, n in kinds},
             "critics": {c or "(none)": n for c, n in critics},
-            "file_bytes": self.path.stat().st_size,
+            "file_bytes": self.path.stat().st_size if self.path.is_file() else 0,
         }
+
+
+def _connect_uri(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+    )
+    try:
+        db.execute("PRAGMA schema_version").fetchone()  # SQLite opens the file only now
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _empty() -> sqlite3.Connection:
+    """An empty memory in RAM: what reading a memory that does not exist yet shows."""
+    db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    db.executescript(_SCHEMA)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return db
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write the memory at `path`, or None if it can (a path whose
+    folder does not exist yet is left to the folder's creation to judge)."""
+    target = path if path.exists() else path.parent
+    if not target.exists():
+        return None
+    try:
+        if os.statvfs(target).f_flag & os.ST_RDONLY:
+            return "it is on a read-only file system"
+    except (AttributeError, OSError):  # no statvfs on Windows
+        pass
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} is not writable (SQLite writes its journal there)"
+    return None
+
+
+def read_only_message(path: Path, problem: str) -> str:
+    fix = (
+        "copy it to a writable place"
+        if "file system" in problem
+        else "make it writable (chmod u+w)"
+        if "file is" in problem
+        else "make the folder writable"
+    )
+    return (
+        f"memory {path} is read-only ({problem}): {fix}, or give another --db path; "
+        "reading it (memory list, show, search, stats, export) works as it is"
+    )
 
 
 def _check_file(path: Path) -> None:
