@@ -30,4 +30,4 @@ for event in refiner.stream("Explain what a hash table is, as a single post."):
         c = event.critique
         print(f"round {event.round} {c.critic}: {c.score:.2f} {'pass' if c.passed else c.summary}")
     elif event.kind == "stop":
-        print(f"\nstopped: {event.result.stop_reason.value}\n\n{event.result.final.text}")
+        print(f"\nstopped: {event.result.stop_reason.value}\n\n{event.result.text}")

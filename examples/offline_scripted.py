@@ -26,4 +26,4 @@ result = redraft.refine(
     editor=redraft.LLMEditor(editor, mode="rewrite"),
 )
 print(result.stop_reason.value, "after", len(result.rounds), "rounds")
-print(result.final.text)
+print(result.text)

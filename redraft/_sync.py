@@ -17,7 +17,16 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coroutine)
+        running = False
+    else:
+        running = True
+    if not running:  # outside the `except`, or every error would say "no running event loop"
+        try:
+            return asyncio.run(coroutine)
+        except KeyboardInterrupt as exc:
+            # On Ctrl-C asyncio.run cancels the run and raises a fresh KeyboardInterrupt while
+            # handling that CancelledError, which would print the run's stack twice over.
+            raise exc.with_traceback(None) from None
     outcome: list[T] = []
     failure: list[BaseException] = []
 

@@ -103,11 +103,12 @@ def render_result(
     parts: list[RenderableType] = [summary_line(result), rounds_table(result)]
     if result.lessons:
         parts.append(lessons_text(result))
-    if show_diff and result.best_round > 0:
-        first, best = result.rounds[0].draft.text, result.final.text
-        parts.append(Panel(diff_text(first, best), title="first draft → final", expand=False))
-    if show_final:
-        parts.append(Panel(Text(result.final.text), title="final draft", expand=False))
+    final = result.final  # None when the run failed before any draft: nothing to show
+    if show_diff and final is not None and result.rounds and result.best_round > 0:
+        first = result.rounds[0].draft.text
+        parts.append(Panel(diff_text(first, final.text), title="first draft → final", expand=False))
+    if show_final and final is not None:
+        parts.append(Panel(Text(final.text), title="final draft", expand=False))
     return Group(*parts)
 
 

@@ -7,8 +7,12 @@ class RedraftError(Exception):
     """Base class of every error redraft raises on purpose."""
 
 
-class ConfigError(RedraftError):
-    """The run is configured wrongly: unknown model, missing API key, broken rubric..."""
+class ConfigError(RedraftError, ValueError):
+    """The run is configured wrongly: unknown model, missing API key, broken rubric...
+
+    Also a `ValueError`, so code that catches pydantic's validation errors (which are
+    ValueErrors) or bad arguments in general still catches a refused value.
+    """
 
 
 class ModelError(RedraftError):
@@ -25,3 +29,9 @@ class MemoryFileError(ConfigError):
 
 class EmbeddingModelMismatch(ConfigError):
     """A memory is opened with a different embedding model than the one that built it."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error as `Result.error` reports it: redraft's own say what happened, on one line;
+    any other exception is named by its type."""
+    return str(exc) if isinstance(exc, RedraftError) else f"{type(exc).__name__}: {exc}"

@@ -11,21 +11,22 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from redraft import stopping
+from redraft._interrupts import RunInterrupted, contained
 from redraft.agents.actor import Actor
 from redraft.agents.base import AgentContext
 from redraft.agents.critics.base import Critic
 from redraft.agents.editor import Editor
 from redraft.agents.prompts import PromptLibrary
-from redraft.errors import ModelError
+from redraft.errors import describe
 from redraft.events import emit
 from redraft.models.base import ChatModel
 from redraft.stopping import StopRules, aggregate, best_round, repeated_round
@@ -48,6 +49,8 @@ from redraft.types import (
 
 if TYPE_CHECKING:  # needs the [memory] extra; a loop without a memory never loads it
     from redraft.memory import CorrectionMemory
+
+T = TypeVar("T")
 
 
 class LoopState(TypedDict, total=False):
@@ -114,7 +117,7 @@ class LoopNodes:
         else:
             lessons = await self._recall(task)
             ctx = AgentContext(self.agents.actor_model, self.agents.prompts, lessons=lessons)
-            draft = await self.agents.actor.draft(task, ctx)
+            draft = await contained(self.agents.actor.draft(task, ctx))
         draft = draft.model_copy(
             update={"duration_s": time.perf_counter() - started, "lessons": lessons}
         )
@@ -128,17 +131,11 @@ class LoopNodes:
         ctx = AgentContext(self.agents.critic_model, self.agents.prompts, rounds)
 
         async def judge(critic: Critic) -> Critique:
-            try:
-                critique = await critic.critique(draft, task, ctx)
-            except Exception as exc:  # a broken critic is reported, never ends the run
-                critique = Critique.failed(critic.name, f"{type(exc).__name__}: {exc}")
-                weight = getattr(critic, "weight", None)  # it counts as 0 with its own weight
-                if isinstance(weight, (int, float)) and not isinstance(weight, bool):
-                    critique = critique.model_copy(update={"weight": float(weight)})
+            critique = await _verdict(critic, draft, task, ctx)
             emit(CritiqueEvent(round=draft.round, critique=critique))
             return critique
 
-        critiques = list(await asyncio.gather(*(judge(c) for c in self.agents.critics)))
+        critiques = await _all_of([judge(c) for c in self.agents.critics])
         score, passed = aggregate(critiques)
         judged = Round(
             index=len(rounds),
@@ -161,18 +158,24 @@ class LoopNodes:
         target = rounds[state["best_round"]]
         lessons = await self._recall(state["task"], target.critiques)
         ctx = AgentContext(self.agents.editor_model, self.agents.prompts, rounds, lessons)
-        spent, repeat_of = Usage(), None
-        # One retry when the edit repeats an earlier draft, told so; a second repeat stops.
+        spent, repeat_of, empty = Usage(), None, False
+        # One retry when the edit repeats an earlier draft (told so) or is empty; a second
+        # such edit stops the run. An empty draft is never judged as a round.
         for _ in range(2):
             try:
-                draft = await self.agents.editor.edit(
-                    target.draft, target.critiques, state["task"], ctx, repeat_of=repeat_of
+                draft = await contained(
+                    self.agents.editor.edit(
+                        target.draft, target.critiques, state["task"], ctx, repeat_of=repeat_of
+                    )
                 )
-            except ModelError as exc:
-                return _stop(StopReason.ERROR, discarded=spent, error=str(exc))
+            except RunInterrupted:
+                raise
+            except Exception as exc:  # the best draft so far is kept, with why it stopped
+                return _stop(StopReason.ERROR, discarded=spent, error=describe(exc))
             spent = spent + draft.usage
-            repeat_of = repeated_round(draft.text, rounds)
-            if repeat_of is None:
+            empty = not draft.text.strip()
+            repeat_of = None if empty else repeated_round(draft.text, rounds)
+            if not empty and repeat_of is None:
                 draft = draft.model_copy(
                     update={
                         "usage": spent,
@@ -184,6 +187,14 @@ class LoopNodes:
                 )
                 emit(EditEvent(round=draft.round, draft=draft))
                 return Command(update={"draft": draft}, goto="critics")
+        if empty:
+            who = f" ({draft.model})" if draft.model else ""
+            return _stop(
+                StopReason.ERROR,
+                discarded=spent,
+                error=f"the editor{who} returned an empty draft twice; the best draft so far "
+                "is kept",
+            )
         return _stop(StopReason.REPEATED, discarded=spent)
 
     async def finish(self, state: LoopState, config: RunnableConfig) -> dict[str, Any]:
@@ -203,7 +214,9 @@ class LoopNodes:
         if self.agents.memory is not None:
             # Learned before the stop is reported, so a run that follows finds it.
             try:
-                await asyncio.to_thread(self.agents.memory.learn, result)
+                await contained(asyncio.to_thread(self.agents.memory.learn, result))
+            except RunInterrupted:
+                raise
             except Exception as exc:  # the run's own result must survive a failed write-back
                 note = f"memory write-back failed ({type(exc).__name__}: {exc})"
                 error = f"{result.error}; {note}" if result.error else note
@@ -216,7 +229,61 @@ class LoopNodes:
         if memory is None or self.agents.lessons < 1:
             return []
         # Embedding and SQLite block: off the event loop, so concurrent runs keep going.
-        return await asyncio.to_thread(memory.recall, task, critiques, self.agents.lessons)
+        return await contained(
+            asyncio.to_thread(memory.recall, task, critiques, self.agents.lessons)
+        )
+
+
+async def _verdict(critic: Critic, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
+    """The critic's critique; whatever the critic itself raises is a failed critique.
+
+    The critic runs as a task of its own so that a `CancelledError` it raises (a timeout
+    inside it, a cancelled helper task) is told apart from the run being cancelled: only
+    the latter cancels this coroutine while it waits.
+    """
+
+    async def run() -> object:  # even a critic that fails before awaiting fails in here
+        return await critic.critique(draft, task, ctx)
+
+    attempt = asyncio.ensure_future(contained(run()))
+    try:
+        await asyncio.wait({attempt})
+    except asyncio.CancelledError:
+        attempt.cancel()
+        await asyncio.wait({attempt})
+        raise
+    if attempt.cancelled():
+        error = "CancelledError: the critic was cancelled while the run was not"
+    else:
+        exc = attempt.exception()
+        verdict = attempt.result() if exc is None else None
+        if isinstance(verdict, Critique):
+            return verdict
+        if isinstance(exc, RunInterrupted):
+            raise exc
+        error = (
+            f"{type(exc).__name__}: {exc}"
+            if exc is not None
+            else f"returned {type(verdict).__name__}, not a Critique"
+        )
+    critique = Critique.failed(critic.name, error)
+    weight = getattr(critic, "weight", None)  # it counts as 0 with its own weight
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+        critique = critique.model_copy(update={"weight": float(weight)})
+    return critique
+
+
+async def _all_of(steps: Sequence[Awaitable[T]]) -> list[T]:
+    """Every step's result, run concurrently; when one fails, the others are cancelled
+    (and awaited) before the failure goes on, so no step outlives its node."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for pending in tasks:
+            pending.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 # Async, so that LangGraph runs the edge inline rather than in a thread pool.

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -17,19 +26,23 @@ from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from redraft._interrupts import RunInterrupted
 from redraft._sync import iterate_sync, run_sync
 from redraft.agents.actor import Actor, LLMActor
 from redraft.agents.critics.base import Critic
+from redraft.agents.critics.function import CheckFunction, FunctionCritic
 from redraft.agents.critics.llm import LLMCritic
 from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS, PromptLibrary
 from redraft.checkpoints import allow_state_types, sqlite_checkpointer
-from redraft.errors import ConfigError
+from redraft.checks import kind_of, shown, whole_number
+from redraft.errors import ConfigError, describe
 from redraft.events import event_sink
 from redraft.loop import LoopAgents, LoopState, build_graph, recursion_limit
 from redraft.models.base import ChatModel
 from redraft.models.limits import model_limits
-from redraft.models.resolve import resolve_model
+from redraft.models.litellm import LiteLLMModel
+from redraft.models.resolve import check_api_base, check_credentials, resolve_model
 from redraft.stopping import Selection, StopRules
 from redraft.types import Event, Result, StopEvent, Task
 
@@ -40,6 +53,8 @@ ModelSpec = ChatModel | str
 MODEL_ENV = "REDRAFT_MODEL"
 T = TypeVar("T")
 Checkpointer = BaseCheckpointSaver[Any] | str | Path
+# A critic object, or a plain function fn(text) / fn(text, task), wrapped in a FunctionCritic.
+CriticSpec = Critic | CheckFunction
 LoopGraph = CompiledStateGraph[LoopState, None, LoopState, LoopState]
 
 
@@ -47,24 +62,33 @@ class Refiner:
     """A configured refinement loop, reusable across tasks and safe to run concurrently.
 
     `model` is the default for every role; `critic_model` and `editor_model` override it for
-    those roles, and an agent constructed with its own model keeps it. Without critics, one
-    `LLMCritic` judges against the task's rubric.
+    those roles, and an agent constructed with its own model keeps it. `api_base` is where
+    the model strings given here (or `$REDRAFT_MODEL`) are served, e.g.
+    `http://localhost:8000/v1`; without it, `$REDRAFT_API_BASE` applies to model strings of
+    OpenAI-compatible providers (see `resolve_model`). A LiteLLM model whose provider key is
+    unset is refused here, naming the variable to set.
 
-    With a `memory` (a `redraft.memory.CorrectionMemory`), the actor and the editor are given
-    up to `lessons` relevant past corrections (shown on each `Draft` as `lessons`), scoped to
-    the task's `metadata["kind"]` when it has one; after each run, every critique a revision
-    improved on is stored as a new correction.
+    Without critics, one `LLMCritic` judges against the task's rubric; a plain function
+    among `critics` is wrapped in a `FunctionCritic`.
+
+    With a `memory` (a `redraft.memory.CorrectionMemory`, or the path of its database
+    file), the actor and the editor are given up to `lessons` relevant past corrections
+    (shown on each `Draft` as `lessons`), scoped to the task's `metadata["kind"]` when it has
+    one; after each run, every critique a revision improved on is stored as a new correction.
+
+    Every value is checked here: a wrong one is a one-line `ConfigError` saying what to give.
     """
 
     def __init__(
         self,
         model: ModelSpec | None = None,
         *,
-        critics: Sequence[Critic] | None = None,
+        critics: Sequence[CriticSpec] | CriticSpec | None = None,
         editor: Editor | None = None,
         actor: Actor | None = None,
         critic_model: ModelSpec | None = None,
         editor_model: ModelSpec | None = None,
+        api_base: str | None = None,
         max_rounds: int = 4,
         threshold: float | None = None,
         patience: int | None = 2,
@@ -73,67 +97,58 @@ class Refiner:
         select: Selection = "best",
         checkpointer: Checkpointer | None = None,
         prompts: str | Path | PromptLibrary | None = None,
-        memory: CorrectionMemory | None = None,
+        memory: CorrectionMemory | str | Path | None = None,
         lessons: int = 3,
     ) -> None:
-        if lessons < 0:
-            raise ConfigError("lessons is how many past corrections to show: 0 or more")
-        try:
-            self.rules = StopRules(
-                max_rounds=max_rounds,
-                threshold=threshold,
-                patience=patience,
-                max_tokens=max_tokens,
-                max_cost_usd=max_cost_usd,
-                select=select,
+        lessons = cast(int, whole_number("lessons", lessons, minimum=0))
+        self.rules = StopRules(
+            max_rounds=max_rounds,
+            threshold=threshold,
+            patience=patience,
+            max_tokens=max_tokens,
+            max_cost_usd=max_cost_usd,
+            select=select,
+        )
+        self.actor = _agent(actor, "actor", "draft", LLMActor, "LLMActor()", "model")
+        self.critics = _critics(critics)
+        self.editor = _agent(editor, "editor", "edit", LLMEditor, "LLMEditor()", "editor_model")
+        models = _RoleModels(api_base)
+        # A task that brings its own draft needs no actor model, so that error waits.
+        actor_model = models.pick(model, self.actor, "actor", fallback=None, lazy=True)
+        critic_default = models.pick(critic_model, self.critics, "critic", fallback=model)
+        editor_default = models.pick(editor_model, self.editor, "editor", fallback=model)
+        models.check_used()
+        own = [getattr(agent, "model", None) for agent in (self.actor, *self.critics, self.editor)]
+        for chosen in (*own, actor_model, critic_default, editor_default):
+            if isinstance(chosen, LiteLLMModel):
+                check_credentials(chosen)  # a missing key fails now, naming the variable
+        self._sqlite_path: Path | None = None
+        saver: BaseCheckpointSaver[Any] | None = None
+        if isinstance(checkpointer, (str, Path)):
+            if not str(checkpointer).strip():
+                raise ConfigError("checkpointer is an empty path: give a file such as 'runs.db'")
+            self._sqlite_path = Path(checkpointer)
+        elif isinstance(checkpointer, BaseCheckpointSaver):
+            saver = allow_state_types(checkpointer)
+        elif checkpointer is not None:
+            raise ConfigError(
+                "checkpointer must be the path of a SQLite file (e.g. 'runs.db') or a "
+                f"LangGraph checkpointer, not {kind_of(checkpointer)} {shown(checkpointer)}"
             )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        self.actor = actor or LLMActor()
-        self.critics = list(critics) if critics is not None else [LLMCritic()]
-        if not self.critics:
-            raise ConfigError("no critics: pass at least one critic, or leave critics unset")
-        self.editor = editor or LLMEditor()
         self.agents = LoopAgents(
             actor=self.actor,
             critics=self.critics,
             editor=self.editor,
-            # A task that brings its own draft needs no actor model, so that error waits.
-            actor_model=self._role_model(model, self.actor, "actor", fallback=None, lazy=True),
-            critic_model=self._role_model(critic_model, self.critics, "critic", fallback=model),
-            editor_model=self._role_model(editor_model, self.editor, "editor", fallback=model),
-            prompts=prompts if isinstance(prompts, PromptLibrary) else _prompts(prompts),
-            memory=memory,
+            actor_model=actor_model,
+            critic_model=critic_default,
+            editor_model=editor_default,
+            prompts=_prompts(prompts),
+            memory=_memory(memory),  # opened last: nothing above can fail after it
             lessons=lessons,
         )
-        self._sqlite_path: Path | None = None
-        saver: BaseCheckpointSaver[Any] | None = None
-        if isinstance(checkpointer, (str, Path)):
-            self._sqlite_path = Path(checkpointer)
-        elif checkpointer is not None:
-            saver = allow_state_types(checkpointer)
         self._builder = build_graph(self.agents, self.rules)
         self.graph: LoopGraph = self._builder.compile(checkpointer=saver, name="redraft")
         """The compiled LangGraph graph; embed it as a subgraph or drive it directly."""
-
-    @staticmethod
-    def _role_model(
-        spec: ModelSpec | None,
-        agents: object,
-        role: str,
-        *,
-        fallback: ModelSpec | None,
-        lazy: bool = False,
-    ) -> ChatModel | None:
-        """The default model of a role; an error if an agent needs one and none is set."""
-        chosen = spec if spec is not None else fallback
-        members = agents if isinstance(agents, list) else [agents]
-        needs_default = any(getattr(a, "model", False) is None for a in members)
-        if chosen is None and (lazy or not needs_default):
-            chosen = os.environ.get(MODEL_ENV) or None
-            if chosen is None:
-                return None
-        return resolve_model(chosen)  # None reads REDRAFT_MODEL or says how to choose one
 
     @property
     def memory(self) -> CorrectionMemory | None:
@@ -145,14 +160,39 @@ class Refiner:
         return self._sqlite_path is not None or self.graph.checkpointer is not None
 
     # -- running ---------------------------------------------------------------------------
+    #
+    # The public methods re-raise a KeyboardInterrupt or SystemExit from inside a run once
+    # the run has unwound (see redraft/_interrupts.py); the private ones carry it as
+    # RunInterrupted, so that it crosses event loops and threads like any exception.
 
     async def arun(
         self, task: str | Task, *, thread_id: str | None = None, progress: bool = False
     ) -> Result:
-        """Refine one task. With a checkpointer and a known `thread_id`, resume that run."""
+        """Refine one task. With a checkpointer and a known `thread_id`, resume that run.
+
+        A run that fails before its first draft (the actor's model failed) raises; after
+        that, a failing model stops the run with the best draft kept and `error` set.
+        """
+        try:
+            return await self._arun(task, thread_id, progress)
+        except RunInterrupted as exc:
+            exc.reraise()
+
+    def run(
+        self, task: str | Task, *, thread_id: str | None = None, progress: bool = False
+    ) -> Result:
+        """Refine one task; `progress=True` shows each step live (terminal or notebook)."""
+        work = self._arun(task, thread_id, progress)
+        try:
+            return run_sync(self._closing(work))
+        except RunInterrupted as exc:
+            exc.reraise()
+
+    async def _arun(self, task: str | Task, thread_id: str | None, progress: bool) -> Result:
+        task = _coerce_task(task)
+        thread_id = _thread_id(thread_id)
         if progress:
             return await self._arun_shown(task, thread_id)
-        task = _coerce_task(task)
         async with AsyncExitStack() as stack:
             run = await self._prepare(stack, task, thread_id)
             if run.finished is not None:
@@ -162,22 +202,13 @@ class Refiner:
             result: Result = state["result"]
             return result
 
-    def run(
-        self, task: str | Task, *, thread_id: str | None = None, progress: bool = False
-    ) -> Result:
-        """Refine one task; `progress=True` shows each step live (terminal or notebook)."""
-        work = (
-            self._arun_shown(task, thread_id) if progress else self.arun(task, thread_id=thread_id)
-        )
-        return run_sync(self._closing(work))
-
-    async def _arun_shown(self, task: str | Task, thread_id: str | None) -> Result:
+    async def _arun_shown(self, task: Task, thread_id: str | None) -> Result:
         from redraft.progress import ProgressView, follow
 
         view = ProgressView(
             title=f"redraft · up to {self.rules.max_rounds} rounds", critics=len(self.critics)
         )
-        return await follow(self.astream(task, thread_id=thread_id), view, Console())
+        return await follow(self._astream(task, thread_id), view, Console())
 
     def models(self) -> list[ChatModel]:
         """Every distinct model this refiner may call."""
@@ -205,7 +236,20 @@ class Refiner:
         self, task: str | Task, *, thread_id: str | None = None
     ) -> AsyncIterator[Event]:
         """Yield an event as each step happens: draft, critique, round, edit, stop."""
+        events = self._astream(task, thread_id)
+        try:
+            async for event in events:
+                yield event
+        except RunInterrupted as exc:
+            exc.reraise()
+        finally:  # closed early, the run is cancelled now rather than when collected
+            await events.aclose()
+
+    async def _astream(
+        self, task: str | Task, thread_id: str | None
+    ) -> AsyncGenerator[Event, None]:
         task = _coerce_task(task)
+        thread_id = _thread_id(thread_id)
         async with AsyncExitStack() as stack:
             run = await self._prepare(stack, task, thread_id)
             if run.finished is not None:
@@ -249,14 +293,42 @@ class Refiner:
         return _Run(graph, config, None)  # resume from the last checkpoint
 
     def stream(self, task: str | Task, *, thread_id: str | None = None) -> Iterator[Event]:
+        """`astream` from sync code: the run goes on in a worker thread with its own loop."""
+        checked = _coerce_task(task)  # a bad task fails here, not at the first event
+        _thread_id(thread_id)
+
         async def events() -> AsyncIterator[Event]:
+            run = self._astream(checked, thread_id)
             try:
-                async for event in self.astream(task, thread_id=thread_id):
+                async for event in run:
                     yield event
             finally:
+                await run.aclose()
                 await self.aclose()
 
-        return iterate_sync(events)
+        return _interruptible(iterate_sync(events))
+
+    @overload
+    async def abatch(
+        self,
+        tasks: Iterable[str | Task],
+        *,
+        concurrency: int = ...,
+        model_concurrency: int | None = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: bool = ...,
+    ) -> list[Result]: ...
+
+    @overload
+    async def abatch(
+        self,
+        tasks: Iterable[str | Task],
+        *,
+        concurrency: int = ...,
+        model_concurrency: int | None = ...,
+        return_exceptions: bool,
+        progress: bool = ...,
+    ) -> list[Result | BaseException]: ...
 
     async def abatch(
         self,
@@ -266,30 +338,82 @@ class Refiner:
         model_concurrency: int | None = None,
         return_exceptions: bool = False,
         progress: bool = False,
-    ) -> list[Result | BaseException]:
+    ) -> list[Result] | list[Result | BaseException]:
         """Refine many tasks at once in this event loop, results in the order of `tasks`.
 
-        At most `concurrency` loops run together, and at most `model_concurrency` calls are
-        in flight to any one model (rate limits are per model, not per loop). `progress=True`
-        shows a progress bar of finished loops.
+        A task whose run fails does not stop the others: its result has `error` set (and no
+        `final` draft when it failed before drafting), or with `return_exceptions=True` the
+        exception itself takes its place. At most `concurrency` loops run together, and at
+        most `model_concurrency` calls are in flight to any one model (rate limits are per
+        model, not per loop). `progress=True` shows a progress bar of finished loops.
         """
-        if concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
-        todo = list(tasks)
-        slots = asyncio.Semaphore(concurrency)
+        try:
+            return await self._abatch(
+                tasks, concurrency, model_concurrency, return_exceptions, progress
+            )
+        except RunInterrupted as exc:
+            exc.reraise()
+
+    async def _abatch(
+        self,
+        tasks: Iterable[str | Task],
+        concurrency: int,
+        model_concurrency: int | None,
+        return_exceptions: bool,
+        progress: bool,
+    ) -> list[Result | BaseException]:
+        slots = asyncio.Semaphore(cast(int, whole_number("concurrency", concurrency, minimum=1)))
+        per_model = whole_number(
+            "model_concurrency", model_concurrency, minimum=1, optional="no per-model limit"
+        )
+        todo = _batch_tasks(tasks)
         with _batch_progress(len(todo), enabled=progress) as advance:
 
-            async def one(task: str | Task) -> Result:
+            async def one(task: Task) -> Result | BaseException:
                 async with slots:
+                    started = time.perf_counter()
                     try:
-                        return await self.arun(task)
+                        return await self._arun(task, None, False)
+                    except RunInterrupted:
+                        raise  # stops the whole batch, as it would a loop of runs
+                    except Exception as exc:  # one task's failure must not lose the others
+                        if return_exceptions:
+                            return exc
+                        elapsed = time.perf_counter() - started
+                        return Result.failed(task, describe(exc), wall_time_s=elapsed)
                     finally:
                         advance()
 
-            with model_limits(model_concurrency):
+            with model_limits(per_model):
                 runs = [asyncio.ensure_future(one(task)) for task in todo]
-            results = await asyncio.gather(*runs, return_exceptions=return_exceptions)
-        return list(results)
+            try:
+                return list(await asyncio.gather(*runs))
+            finally:  # after an interrupt (or a cancel), no run outlives the batch
+                for pending in runs:
+                    pending.cancel()
+                await asyncio.gather(*runs, return_exceptions=True)
+
+    @overload
+    def batch(
+        self,
+        tasks: Iterable[str | Task],
+        *,
+        concurrency: int = ...,
+        model_concurrency: int | None = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: bool = ...,
+    ) -> list[Result]: ...
+
+    @overload
+    def batch(
+        self,
+        tasks: Iterable[str | Task],
+        *,
+        concurrency: int = ...,
+        model_concurrency: int | None = ...,
+        return_exceptions: bool,
+        progress: bool = ...,
+    ) -> list[Result | BaseException]: ...
 
     def batch(
         self,
@@ -299,18 +423,159 @@ class Refiner:
         model_concurrency: int | None = None,
         return_exceptions: bool = False,
         progress: bool = False,
-    ) -> list[Result | BaseException]:
-        return run_sync(
-            self._closing(
-                self.abatch(
-                    tasks,
-                    concurrency=concurrency,
-                    model_concurrency=model_concurrency,
-                    return_exceptions=return_exceptions,
-                    progress=progress,
-                )
+    ) -> list[Result] | list[Result | BaseException]:
+        """`abatch` from sync code."""
+        work = self._abatch(tasks, concurrency, model_concurrency, return_exceptions, progress)
+        try:
+            return run_sync(self._closing(work))
+        except RunInterrupted as exc:
+            exc.reraise()
+
+
+class _RoleModels:
+    """Resolves each role's default model once, applying `api_base` to model strings."""
+
+    def __init__(self, api_base: str | None) -> None:
+        self.api_base = None if api_base is None else check_api_base(api_base)
+        self._applied = False
+
+    def pick(
+        self,
+        spec: ModelSpec | None,
+        agents: object,
+        role: str,
+        *,
+        fallback: ModelSpec | None,
+        lazy: bool = False,
+    ) -> ChatModel | None:
+        """The default model of a role; an error if an agent needs one and none is set."""
+        chosen = spec if spec is not None else fallback
+        members = agents if isinstance(agents, list) else [agents]
+        needs_default = any(getattr(a, "model", False) is None for a in members)
+        if chosen is None and (lazy or not needs_default):
+            chosen = os.environ.get(MODEL_ENV) or None
+            if chosen is None:
+                return None
+        if isinstance(chosen, ChatModel):
+            return resolve_model(chosen)
+        self._applied = True
+        # None reads REDRAFT_MODEL or says how to choose one.
+        return resolve_model(chosen, api_base=self.api_base)
+
+    def check_used(self) -> None:
+        """An api_base that no model string took would be silently ignored: refuse it."""
+        if self.api_base is not None and not self._applied:
+            raise ConfigError(
+                "api_base applies to model strings (model=, critic_model=, editor_model= or "
+                "$REDRAFT_MODEL) and every model here is a ChatModel instance: give the "
+                "instance its endpoint, e.g. LiteLLMModel('openai/<name>', api_base=...)"
             )
+
+
+def _agent(
+    agent: object, role: str, method: str, default: Callable[[], T], example: str, model_arg: str
+) -> T:
+    """The actor or editor: the default one, or an object with the role's async method."""
+    if agent is None:
+        return default()
+    if isinstance(agent, type) or not callable(getattr(agent, method, None)):
+        hint = (
+            f"; to choose the {role}'s model pass {model_arg}={agent!r}"
+            if isinstance(agent, str)
+            else f"; pass an instance: {agent.__name__}()"
+            if isinstance(agent, type)
+            else ""
         )
+        raise ConfigError(
+            f"{role} must be an object with an async {method}() method such as {example}, "
+            f"not {kind_of(agent)} {shown(agent)}{hint}"
+        )
+    return cast(T, agent)
+
+
+def _critics(critics: object) -> list[Critic]:
+    """The critics as a list; a single critic or function is accepted as a list of one."""
+    if critics is None:
+        return [LLMCritic()]
+    if isinstance(critics, (str, bytes)) or not isinstance(critics, Iterable):
+        critics = [critics]
+    found = [_critic(critic, index) for index, critic in enumerate(critics)]
+    if not found:
+        raise ConfigError("no critics: pass at least one critic, or leave critics unset")
+    return found
+
+
+def _critic(critic: object, index: int) -> Critic:
+    is_class = isinstance(critic, type)
+    if is_class and callable(getattr(critic, "critique", None)):
+        raise ConfigError(
+            f"critics[{index}] is the class {getattr(critic, '__name__', critic)}: pass an "
+            f"instance, e.g. {getattr(critic, '__name__', 'LLMCritic')}()"
+        )
+    if not is_class and isinstance(critic, Critic):
+        return critic
+    if callable(critic):
+        return FunctionCritic(critic)  # what a plain function among the critics means
+    hint = "; for a rubric text use LLMCritic(rubric=...)" if isinstance(critic, str) else ""
+    raise ConfigError(
+        f"critics[{index}] is {kind_of(critic)} {shown(critic)}: a critic is an object such as "
+        "LLMCritic() or TestsCritic(...), or a function fn(text) returning a bool, a score in "
+        f"0..1 or (score, feedback){hint}"
+    )
+
+
+def _memory(memory: object) -> CorrectionMemory | None:
+    """A CorrectionMemory, opened here when given as the path of its database file."""
+    if memory is None:
+        return None
+    if isinstance(memory, (str, Path)):
+        if not str(memory).strip():
+            raise ConfigError("memory is an empty path: give a file such as 'memory.db'")
+        try:
+            from redraft.memory import CorrectionMemory
+        except ImportError as exc:  # the [memory] extra is missing
+            raise ConfigError(
+                f"memory={str(memory)!r} needs the memory extra: pip install 'redraft[memory]'"
+                f" ({exc})"
+            ) from None
+        return CorrectionMemory(memory)
+    if callable(getattr(memory, "recall", None)) and callable(getattr(memory, "learn", None)):
+        return cast("CorrectionMemory", memory)
+    raise ConfigError(
+        "memory must be a redraft.memory.CorrectionMemory or the path of its database file "
+        f"(e.g. 'memory.db'), not {kind_of(memory)} {shown(memory)}"
+    )
+
+
+def _batch_tasks(tasks: object) -> list[Task]:
+    """The tasks of a batch, each checked before any runs."""
+    if isinstance(tasks, (str, Task)):
+        raise ConfigError(
+            "batch takes a list of tasks, and got one task: use run(task), or batch([task])"
+        )
+    if not isinstance(tasks, Iterable):
+        raise ConfigError(f"batch takes a list of tasks, not {kind_of(tasks)} {shown(tasks)}")
+    todo: list[Task] = []
+    for index, task in enumerate(tasks):
+        try:
+            todo.append(_coerce_task(task))
+        except ConfigError as exc:
+            raise ConfigError(f"tasks[{index}]: {exc}") from None
+    return todo
+
+
+def _thread_id(thread_id: object) -> str | None:
+    if thread_id is None or (isinstance(thread_id, str) and thread_id.strip()):
+        return thread_id
+    raise ConfigError(f"thread_id must be a non-empty string; got {shown(thread_id)}")
+
+
+def _interruptible(events: Iterator[Event]) -> Iterator[Event]:
+    """Sync events, re-raising an interrupt from inside the run as itself."""
+    try:
+        yield from events
+    except RunInterrupted as exc:
+        exc.reraise()
 
 
 @dataclass(frozen=True)
@@ -349,43 +614,46 @@ def _ignore(event: Event) -> None:
     return None
 
 
-def _coerce_task(task: str | Task) -> Task:
-    try:
-        return Task.coerce(task)
-    except ValueError as exc:
-        raise ConfigError(_first_error(exc)) from exc
+def _coerce_task(task: object) -> Task:
+    """A Task from a Task or an instruction string; anything else is a ConfigError."""
+    return Task.coerce(task)  # type: ignore[arg-type]  # checked there, at run time
 
 
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        return str(first.get("ctx", {}).get("error", first["msg"]))
-    return str(exc)
-
-
-def _prompts(directory: str | Path | None) -> PromptLibrary:
-    return DEFAULT_PROMPTS if directory is None else PromptLibrary(directory)
+def _prompts(prompts: object) -> PromptLibrary:
+    if prompts is None:
+        return DEFAULT_PROMPTS
+    if isinstance(prompts, PromptLibrary):
+        return prompts
+    if isinstance(prompts, (str, Path)):
+        return PromptLibrary(prompts)
+    raise ConfigError(
+        "prompts must be a folder of prompt templates (a path) or a PromptLibrary, not "
+        f"{kind_of(prompts)} {shown(prompts)}"
+    )
 
 
 async def arefine(
     task: str | Task,
     *,
     model: ModelSpec | None = None,
-    critics: Sequence[Critic] | None = None,
+    critics: Sequence[CriticSpec] | CriticSpec | None = None,
     editor: Editor | None = None,
+    api_base: str | None = None,
     max_rounds: int = 4,
     threshold: float | None = None,
     thread_id: str | None = None,
     progress: bool = False,
-    memory: CorrectionMemory | None = None,
+    memory: CorrectionMemory | str | Path | None = None,
     **options: Any,
 ) -> Result:
-    """Refine one task; see `Refiner` for every option."""
+    """Refine one task; see `Refiner` for every option (`api_base`: where model strings
+    are served)."""
+    task = _coerce_task(task)  # a bad task is named before any model is looked at
     refiner = Refiner(
         model,
         critics=critics,
         editor=editor,
+        api_base=api_base,
         max_rounds=max_rounds,
         threshold=threshold,
         memory=memory,
@@ -398,23 +666,27 @@ def refine(
     task: str | Task,
     *,
     model: ModelSpec | None = None,
-    critics: Sequence[Critic] | None = None,
+    critics: Sequence[CriticSpec] | CriticSpec | None = None,
     editor: Editor | None = None,
+    api_base: str | None = None,
     max_rounds: int = 4,
     threshold: float | None = None,
     thread_id: str | None = None,
     progress: bool = False,
-    memory: CorrectionMemory | None = None,
+    memory: CorrectionMemory | str | Path | None = None,
     **options: Any,
 ) -> Result:
     """Refine one task and return the best draft with every round; sync form of `arefine`.
 
-    `progress=True` shows each step live; other options are those of `Refiner`.
+    `progress=True` shows each step live; `api_base` is where model strings are served
+    (e.g. `http://localhost:8000/v1`); other options are those of `Refiner`.
     """
+    task = _coerce_task(task)  # a bad task is named before any model is looked at
     refiner = Refiner(
         model,
         critics=critics,
         editor=editor,
+        api_base=api_base,
         max_rounds=max_rounds,
         threshold=threshold,
         memory=memory,

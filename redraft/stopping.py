@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from redraft.checks import number, one_of, whole_number
 from redraft.types import Critique, Round, StopReason, Usage
 
 Selection = Literal["best", "last"]
@@ -14,7 +15,8 @@ Selection = Literal["best", "last"]
 
 @dataclass(frozen=True)
 class StopRules:
-    """Budgets and targets of a run. `None` switches a rule off."""
+    """Budgets and targets of a run. `None` switches a rule off; a wrong value is a
+    ConfigError (a ValueError) when the rules are made."""
 
     max_rounds: int = 4
     threshold: float | None = None
@@ -24,12 +26,21 @@ class StopRules:
     select: Selection = "best"
 
     def __post_init__(self) -> None:
-        if self.max_rounds < 1:
-            raise ValueError("max_rounds must be at least 1")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError("threshold is a score in 0..1")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError("patience must be at least 1 round")
+        whole_number("max_rounds", self.max_rounds, minimum=1)
+        number(
+            "threshold",
+            self.threshold,
+            minimum=0.0,
+            maximum=1.0,
+            meaning="the aggregate score that stops the run",
+            optional="no threshold",
+        )
+        whole_number("patience", self.patience, minimum=1, optional="no patience rule")
+        whole_number(
+            "max_tokens", self.max_tokens, minimum=1, optional="no token budget", example=20000
+        )
+        number("max_cost_usd", self.max_cost_usd, above=0.0, optional="no cost budget")
+        one_of("select", self.select, ("best", "last"))
 
 
 def aggregate(critiques: Sequence[Critique]) -> tuple[float, bool]:

@@ -8,15 +8,91 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
+
+from redraft.errors import ConfigError
 
 Role = Literal["actor", "critic", "editor"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+if TYPE_CHECKING:
+    # Type checkers see a plain model, so the pydantic mypy plugin checks every field of a
+    # constructor call; the one-line errors below are a run-time matter only.
+    class _Input(_Model):
+        pass
+
+else:
+
+    class _OneLineErrors(type(BaseModel)):
+        """Direct construction (`Task(...)`) turns pydantic's multi-line report into one line.
+
+        A metaclass, not an `__init__`: pydantic routes all validation of a model with a
+        custom `__init__` through it (loading stored results too), while `__call__` is
+        reached only when user code builds the object.
+        """
+
+        def __call__(cls, *args, **kwargs):
+            try:
+                return super().__call__(*args, **kwargs)
+            except ValidationError as exc:
+                raise ConfigError(validation_message(exc, cls)) from None
+
+    class _Input(_Model, metaclass=_OneLineErrors):
+        """A model users build by hand: a bad value is a one-line `ConfigError` naming the
+        field and what to give; `model_validate` keeps pydantic's `ValidationError`."""
+
+
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
+
+
+def validation_message(exc: ValidationError, model: type[BaseModel]) -> str:
+    """One line for a pydantic error: the field, what it must be, what it was."""
+    what = model.__name__
+    errors = exc.errors(include_url=False)
+    # The deepest error is the most specific (a union reports each branch it tried).
+    first = max(errors, key=lambda e: len(e["loc"]))
+    # Union branches and validators add tags such as 'str', 'Rubric' or 'function-after[...]'.
+    fields = [
+        str(p)
+        for p in first["loc"]
+        if not str(p)[:1].isupper() and "[" not in str(p) and str(p) not in _UNION_TAGS
+    ]
+    where = f"{what} {'.'.join(fields)}" if fields else what
+    kind = first["type"]
+    cause = first.get("ctx", {}).get("error")
+    if cause is not None:  # our own validators' messages already say what to give
+        text = f"{what}: {cause}" if fields and fields[-1] in str(cause) else f"{where}: {cause}"
+    elif kind == "missing":
+        text = f"{where} is required: pass {fields[-1] if fields else 'it'}=..."
+    elif kind == "extra_forbidden":
+        known = ", ".join(model.model_fields)
+        text = f"{what} has no field '{fields[-1] if fields else '?'}'" + (
+            f": its fields are {known}" if known else ""
+        )
+    else:
+        message = str(first["msg"]).replace("Input should be", "must be")
+        text = f"{where} {message[:1].lower()}{message[1:]} (got {_shown(first.get('input'))})"
+    # A union reports one error per branch it tried: count the fields at fault, not errors.
+    more = len({e["loc"][:1] for e in errors}) - 1
+    return text + (f" (and {more} more problem{'s' * (more != 1)})" if more else "")
+
+
+def _shown(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Usage(_Model):
@@ -48,7 +124,7 @@ class Usage(_Model):
         )
 
 
-class Rubric(_Model):
+class Rubric(_Input):
     """What a rubric critic judges against (Prometheus style: criteria and a 1-5 scale)."""
 
     description: str = ""
@@ -64,6 +140,16 @@ class Rubric(_Model):
     )
     pass_score: int = Field(default=4, ge=1, le=5)
 
+    @field_validator("pass_score", mode="before")
+    @classmethod
+    def _pass_score_on_the_scale(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and not 1 <= value <= 5:
+            raise ValueError(
+                f"pass_score is the lowest passing score on the 1-5 scale: give 1, 2, 3, 4 "
+                f"or 5 (got {value!r})"
+            )
+        return value
+
     @field_validator("scale")
     @classmethod
     def _scale_is_one_to_five(cls, scale: dict[int, str]) -> dict[int, str]:
@@ -72,7 +158,7 @@ class Rubric(_Model):
         return scale
 
 
-class Task(_Model):
+class Task(_Input):
     """What to produce. `instruction` is required; the rest sharpens the critics."""
 
     instruction: str
@@ -93,7 +179,20 @@ class Task(_Model):
 
     @classmethod
     def coerce(cls, task: str | Task) -> Task:
-        return task if isinstance(task, Task) else cls(instruction=task)
+        """A `Task` as is, or a string as its instruction; anything else is a ConfigError."""
+        if isinstance(task, Task):
+            return task
+        if not isinstance(task, str):
+            raise ConfigError(
+                f"the task must be a string (the instruction) or a redraft.Task, not "
+                f"{type(task).__name__} {_shown(task)}"
+                + (
+                    "; for a dict of fields use redraft.Task(**fields)"
+                    if isinstance(task, dict)
+                    else ""
+                )
+            )
+        return cls(instruction=task)
 
 
 class EditMode(str, Enum):
@@ -137,7 +236,7 @@ class Draft(_Model):
         return self.text
 
 
-class Issue(_Model):
+class Issue(_Input):
     """One precise problem a critic found."""
 
     problem: str
@@ -147,7 +246,7 @@ class Issue(_Model):
     severity: Literal["minor", "major", "critical"] = "major"
 
 
-class Critique(_Model):
+class Critique(_Input):
     """A critic's verdict on one draft."""
 
     critic: str
@@ -226,12 +325,18 @@ class UsageReport(_Model):
 
 
 class Result(_Model):
-    """The outcome of a refinement run."""
+    """The outcome of a refinement run.
+
+    `final` is the selected draft, or `None` when the run failed before any draft was
+    written (the actor's model failed; `batch` returns such a result for a task that
+    failed): then `rounds` is empty, `stop_reason` is `error` and `error` says what
+    happened. `text` is the final draft's text, or "" when there is none.
+    """
 
     model_config = ConfigDict(extra="ignore")  # `passed` is computed and dumped
 
     task: Task
-    final: Draft
+    final: Draft | None = Field(description="The selected draft; None if no draft was made.")
     best_round: int
     stop_reason: StopReason
     rounds: list[Round]
@@ -247,7 +352,25 @@ class Result(_Model):
 
     @property
     def text(self) -> str:
-        return self.final.text
+        """The final draft's text; "" for a run that failed before any draft."""
+        return self.final.text if self.final is not None else ""
+
+    @classmethod
+    def failed(
+        cls, task: Task, error: str, *, wall_time_s: float = 0.0, thread_id: str | None = None
+    ) -> Result:
+        """The result of a run that failed before any draft: no final draft, no rounds."""
+        return cls(
+            task=task,
+            final=None,
+            best_round=0,
+            stop_reason=StopReason.ERROR,
+            rounds=[],
+            usage=UsageReport(),
+            wall_time_s=wall_time_s,
+            error=error,
+            thread_id=thread_id,
+        )
 
     @property
     def score(self) -> float:

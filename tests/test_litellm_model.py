@@ -180,7 +180,7 @@ async def test_unauthorised_is_a_config_error_and_not_retried() -> None:
         assert len(server.requests) == 1
         assert str(caught.value) == (
             f"{MODEL}: the server at {server.base_url} wants an API key: "
-            "pass api_key=... or set OPENAI_API_KEY"
+            "set OPENAI_API_KEY (in Python, api_key=... works too)"
         )
         keyed = LiteLLMModel(MODEL, api_base=server.base_url, api_key="sk-wrong")
         with pytest.raises(ConfigError, match="the API key was rejected: bad key"):

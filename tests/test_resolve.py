@@ -163,3 +163,38 @@ def test_credentials_present_or_not_needed(monkeypatch: pytest.MonkeyPatch) -> N
     check_credentials(resolve_model("ollama/llama3.1"))  # a local server needs no key
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     check_credentials(resolve_model("openai/gpt-4o-mini"))
+
+
+def test_redraft_api_base_applies_to_openai_compatible_model_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDRAFT_API_BASE", "http://127.0.0.1:8000/v1/")
+    for spec in ("openai/local", "hosted_vllm/qwen", "lm_studio/x", "gpt-4o-mini"):
+        model = resolve_model(spec)  # given explicitly, not only through REDRAFT_MODEL
+        assert isinstance(model, LiteLLMModel)
+        assert model.api_base == "http://127.0.0.1:8000/v1", spec
+    # Other providers keep their own endpoints.
+    anthropic = resolve_model("anthropic/claude-3-5-haiku-latest")
+    assert isinstance(anthropic, LiteLLMModel) and anthropic.api_base is None
+    # A model run in this process ignores it (it has no endpoint to take).
+    assert isinstance(resolve_model("hf:some-org/some-model"), LocalModel)
+    # An explicit api_base wins.
+    chosen = resolve_model("openai/local", api_base="http://127.0.0.1:9000/v1")
+    assert isinstance(chosen, LiteLLMModel) and chosen.api_base == "http://127.0.0.1:9000/v1"
+
+
+def test_a_bad_redraft_api_base_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDRAFT_API_BASE", "localhost:8000")
+    with pytest.raises(ConfigError, match=r"^REDRAFT_API_BASE 'localhost:8000' is not a server"):
+        resolve_model("openai/local")
+
+
+def test_api_base_does_not_apply_to_an_instance() -> None:
+    with pytest.raises(ConfigError, match="api_base applies to model strings"):
+        resolve_model(ScriptedModel(), api_base="http://127.0.0.1:8000/v1")
+
+
+@pytest.mark.parametrize("url", ["not a url", "127.0.0.1:8000", "file:///tmp/x", "http://"])
+def test_an_api_base_that_is_not_a_url_fails_before_any_call(url: str) -> None:
+    with pytest.raises(ConfigError, match="is not a server URL"):
+        resolve_model("hosted_vllm/qwen", api_base=url)

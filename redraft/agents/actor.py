@@ -6,6 +6,7 @@ import time
 from typing import Protocol
 
 from redraft.agents.base import AgentContext, describe_rubric, optional_model, rubric_of
+from redraft.checks import number
 from redraft.models.base import ChatModel, ModelSettings, system, user
 from redraft.models.limits import call_model
 from redraft.types import Draft, Task
@@ -24,6 +25,7 @@ class LLMActor:
         self, model: ChatModel | str | None = None, *, temperature: float | None = None
     ) -> None:
         self.model = optional_model(model)
+        number("temperature", temperature, minimum=0.0, maximum=2.0, optional="the model's own")
         self.settings = ModelSettings(temperature=temperature)
 
     async def draft(self, task: Task, ctx: AgentContext) -> Draft:

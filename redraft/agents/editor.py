@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from redraft.agents.base import AgentContext, optional_model
 from redraft.agents.patches import PatchError, apply_patches, parse_patches
+from redraft.checks import number, one_of, whole_number
 from redraft.models.base import ChatModel, Message, ModelSettings, assistant, system, user
 from redraft.models.limits import call_model
 from redraft.types import Critique, Draft, EditMode, Round, Task, Usage
@@ -48,7 +49,10 @@ class LLMEditor:
         repeat_temperature: float = 0.8,
     ) -> None:
         self.model = optional_model(model)
-        self.mode = mode
+        self.mode = cast(EditorMode, one_of("mode", mode, ("auto", "rewrite", "patch")))
+        whole_number("patch_min_chars", patch_min_chars, minimum=0, example=2000)
+        number("temperature", temperature, minimum=0.0, maximum=2.0, optional="the model's own")
+        number("repeat_temperature", repeat_temperature, minimum=0.0, maximum=2.0)
         self.patch_min_chars = patch_min_chars
         self.temperature = temperature
         self.repeat_temperature = repeat_temperature

@@ -42,6 +42,7 @@ from redraft.models.base import (
     ToolSpec,
     with_parsed,
 )
+from redraft.models.endpoints import check_api_base
 from redraft.types import Usage
 
 # Sent when an OpenAI-compatible local server needs no key: the SDK refuses to run without one.
@@ -170,9 +171,25 @@ def describe_missing_keys(names: list[str]) -> str:
 
 FailureKind = Literal[
     "timeout", "connection", "auth", "forbidden", "not_found", "rate_limit", "server",
-    "context", "bad_request", "internal", "other",
+    "empty", "context", "bad_request", "internal", "other",
 ]  # fmt: skip
-_RETRYABLE: frozenset[str] = frozenset({"timeout", "connection", "rate_limit", "server"})
+# An answer without a reply ("empty") is retried like a 5xx: the next answer may have one.
+_RETRYABLE: frozenset[str] = frozenset({"timeout", "connection", "rate_limit", "server", "empty"})
+# Providers (or LiteLLM for them) that report a missing key as a 500 rather than a 401.
+_MISSING_KEY = re.compile(
+    r"missing credentials|missing .*api[ _]key|api[ _]key .*(?:is not set|must be set|missing)"
+    r"|\b[A-Z][A-Z0-9_]*_(?:API_KEY|TOKEN)\b.* not set",
+    re.IGNORECASE,
+)
+# LiteLLM's words for an HTTP 200 whose JSON holds no usable choice.
+_NO_REPLY = re.compile(r"Invalid response object|response with no 'choices'")
+
+
+class EmptyAnswer(Exception):
+    """A successful HTTP answer that holds no reply: no choices, or a choice without a message.
+
+    Raised inside an attempt so that the retry policy treats it like a server error.
+    """
 
 
 @dataclass(frozen=True)
@@ -253,6 +270,12 @@ def _classify(exc: BaseException) -> _Failure:
     if status == 401 or any(type(e).__name__ == "AuthenticationError" for e in chain):
         return _Failure("auth", status, message)
     if any(type(e).__module__ == "openai" and type(e).__name__ == "OpenAIError" for e in chain):
+        return _Failure("auth", status, message)
+    if isinstance(exc, EmptyAnswer):
+        return _Failure("empty", None, str(exc))
+    if _NO_REPLY.search(message):
+        return _Failure("empty", status, "the answer held a choice without a message")
+    if _MISSING_KEY.search(message):
         return _Failure("auth", status, message)
     if type(exc).__name__ == "ContextWindowExceededError":
         return _Failure("context", status, message)
@@ -351,7 +374,7 @@ class LiteLLMModel:
         if max_concurrency is not None and max_concurrency < 1:
             raise ConfigError("max_concurrency must be at least 1 (or None for no limit)")
         self.model = model
-        self.api_base = api_base
+        self.api_base = None if api_base is None else check_api_base(api_base)
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -364,6 +387,7 @@ class LiteLLMModel:
         self._provider: str | None = None
         self._needs_placeholder: bool | None = None
         self._schema_support: bool | None = None
+        self._keys_found = False  # set once no credential was missing; unset keys are rechecked
         # False once LiteLLM failed to price this model, until its price table changes size
         # (`litellm.register_model`), when pricing is tried again.
         self._priced = True
@@ -481,6 +505,7 @@ class LiteLLMModel:
         litellm = load_litellm()
         started = time.monotonic()
         _ = self.provider  # an unroutable model string fails here, once, as a ConfigError
+        self._check_keys()
         request = self._request(messages, output_schema, tools, settings)
         semaphore = self._semaphore()
         attempts = 0
@@ -495,11 +520,14 @@ class LiteLLMModel:
             token = _unpriced_call.set(unpriced)
             try:
                 if semaphore is None:
-                    return await litellm.acompletion(**request)
-                async with semaphore:
-                    return await litellm.acompletion(**request)
+                    response = await litellm.acompletion(**request)
+                else:
+                    async with semaphore:
+                        response = await litellm.acompletion(**request)
             finally:
                 _unpriced_call.reset(token)
+            _check_reply(response)
+            return response
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_retry_s),
@@ -514,6 +542,21 @@ class LiteLLMModel:
         latency = time.monotonic() - started
         completion = self._completion(litellm, response, latency)
         return with_parsed(completion, output_schema)
+
+    def _check_keys(self) -> None:
+        """Fail before any call when the provider's key is unset, as the CLI does.
+
+        Some providers answer a missing key with a 500 that would otherwise be retried and
+        reported as a server error; a key set later is found, since only success is cached.
+        """
+        if self._keys_found:
+            return
+        missing = self.missing_keys()
+        if missing:
+            raise ConfigError(
+                f"missing API key for {self.model}: set {describe_missing_keys(missing)}"
+            )
+        self._keys_found = True
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -590,6 +633,10 @@ class LiteLLMModel:
                 # we gave up early because the server asked for more than the retry budget
                 after += f" (it asked to retry after {asked:.0f}s)"
             return ModelError(f"{name}: {what} {after}: {failure.message}")
+        if failure.kind == "empty":
+            return ModelError(
+                f"{name}: the server answered without a reply ({failure.message}) {after}"
+            )
         if failure.kind == "context":
             return ModelError(f"{name}: the prompt is too long for the model: {failure.message}")
         if failure.kind == "internal":
@@ -605,7 +652,7 @@ class LiteLLMModel:
         if self.api_base:
             return (
                 f"{self.model}: the server at {self.api_base} wants an API key: "
-                f"pass api_key=... or set {keys}"
+                f"set {keys} (in Python, api_key=... works too)"
             )
         if missing_key_names(self.model):
             return f"missing API key for {self.model}: set {keys}"
@@ -659,6 +706,15 @@ def _default_base(provider: str) -> str:
     if provider in ("ollama", "ollama_chat"):  # the one local provider without an api_base
         return os.environ.get("OLLAMA_API_BASE", "http://localhost:11434")
     return f"the {provider} API"
+
+
+def _check_reply(response: Any) -> None:
+    """Raise EmptyAnswer for a response without a first choice that has a message."""
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise EmptyAnswer("HTTP 200 with an empty 'choices' list")
+    if getattr(choices[0], "message", None) is None:
+        raise EmptyAnswer("the answer held a choice without a message")
 
 
 def _tool_call(call: Any) -> ToolCall:

@@ -6,12 +6,21 @@ import os
 
 from redraft.errors import ConfigError
 from redraft.models.base import ChatModel
+from redraft.models.endpoints import API_BASE_ENV, OPENAI_COMPATIBLE, check_api_base, env_api_base
 from redraft.models.litellm import LiteLLMModel, describe_missing_keys, model_provider
 
 # The local module imports torch only when a model loads, so importing it here costs nothing.
 from redraft.models.local import DEFAULT_LOCAL_MODEL, LOCAL_PREFIX, LocalModel, shared_local_model
 
-__all__ = ["DEFAULT_LOCAL_MODEL", "LOCAL_PREFIX", "check_credentials", "resolve_model"]
+__all__ = [
+    "API_BASE_ENV",
+    "DEFAULT_LOCAL_MODEL",
+    "LOCAL_PREFIX",
+    "OPENAI_COMPATIBLE",
+    "check_api_base",
+    "check_credentials",
+    "resolve_model",
+]
 
 
 def resolve_model(
@@ -23,36 +32,52 @@ def resolve_model(
     """A ChatModel for `spec`: an instance as is, `hf:<id or folder>` for a model run in this
     process, a LiteLLM model string, else `$REDRAFT_MODEL`, else the default local model.
 
-    With no spec, `REDRAFT_API_BASE` supplies `api_base` unless one is passed. A LiteLLM string
-    is checked against LiteLLM's providers here, so a typo fails before any call is made. The
-    default local model (`hf:Qwen/Qwen2.5-0.5B-Instruct`) is not loaded here: on its first call,
-    fetched once where a hub is reachable.
+    `api_base` (checked: an http(s) URL) is where a LiteLLM model string is served. When it
+    is not passed, `$REDRAFT_API_BASE` supplies it for model strings of an OpenAI-compatible
+    provider (`openai/`, `hosted_vllm/`, `lm_studio/`, `llamafile/`, `litellm_proxy/`...),
+    whether the string came from `spec` or from `$REDRAFT_MODEL`; other providers keep
+    their own endpoints. A LiteLLM string is checked against LiteLLM's providers here, so a
+    typo fails before any call is made. The default local model
+    (`hf:Qwen/Qwen2.5-0.5B-Instruct`) is not loaded here: on its first call, fetched once
+    where a hub is reachable.
     """
+    if api_base is not None:
+        api_base = check_api_base(api_base)
     if spec is not None and not isinstance(spec, str):
         if isinstance(spec, ChatModel):
+            if api_base:
+                raise ConfigError(
+                    f"api_base applies to model strings, and {spec.name} is a ChatModel "
+                    "instance: give the instance its endpoint, e.g. "
+                    "LiteLLMModel('openai/<name>', api_base=...)"
+                )
             return spec
         raise ConfigError(
-            f"model must be a LiteLLM model string or a ChatModel, not {type(spec).__name__}"
+            f"model must be a LiteLLM model string or a ChatModel, not {type(spec).__name__} "
+            f"{spec!r:.60}: e.g. model='openai/gpt-4o-mini' or model='hf:<id or folder>'"
         )
     if spec is None:
         spec = os.environ.get(env_var, "").strip() or None
-        api_base = api_base or os.environ.get("REDRAFT_API_BASE", "").strip() or None
         if spec is None:
-            if api_base:
+            asked = api_base or os.environ.get(API_BASE_ENV, "").strip()
+            if asked:
                 raise ConfigError(
-                    f"--api-base {api_base} needs the name of the model it serves: pass "
-                    "--model / set REDRAFT_MODEL, e.g. hosted_vllm/<name> or openai/<name>"
+                    f"api_base / --api-base {asked} needs the name of the model it serves: "
+                    f"pass model=... / --model or set {env_var}, e.g. hosted_vllm/<name> or "
+                    "openai/<name>"
                 )
             return shared_local_model(DEFAULT_LOCAL_MODEL, is_default=True)
     spec = spec.strip()
     if spec.startswith(LOCAL_PREFIX):
         if api_base:
             raise ConfigError(
-                f"{spec} runs in this process, so --api-base does not apply: drop it, or "
-                "serve the model and use hosted_vllm/<name> or openai/<name> with --api-base"
+                f"{spec} runs in this process, so api_base / --api-base does not apply: drop "
+                "it, or serve the model and use hosted_vllm/<name> or openai/<name> with it"
             )
         return shared_local_model(spec[len(LOCAL_PREFIX) :])
-    model_provider(spec)  # raises ConfigError naming good model strings
+    provider = model_provider(spec)  # raises ConfigError naming good model strings
+    if api_base is None:
+        api_base = env_api_base(provider)
     return LiteLLMModel(spec, api_base=api_base)
 
 

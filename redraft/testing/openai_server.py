@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from aiohttp import web
 
@@ -72,7 +72,9 @@ class ServerReply:
     `tool_calls` items are `{"name": ..., "arguments": dict | str}` (an `id` is optional);
     `usage` overrides the token counts (`prompt_tokens`, `completion_tokens`); `body` replaces
     the whole JSON (or text) body. A status other than 200 sends an OpenAI-style error body
-    with `content` as the message unless `body` is given.
+    with `content` as the message unless `body` is given. `fault` answers 200 with a body
+    that holds no reply, as some servers do under load: "no_choices" (`"choices": []`) or
+    "no_message" (a choice without a `message`).
     """
 
     content: str | None = ""
@@ -83,6 +85,7 @@ class ServerReply:
     usage: dict[str, int] | None = None
     body: dict[str, Any] | str | None = None
     finish_reason: str | None = None
+    fault: Literal["no_choices", "no_message"] | None = None
 
 
 def _content_text(content: Any) -> str:
@@ -325,6 +328,9 @@ def _response(chat: ChatRequest, reply: ServerReply) -> web.Response:
             for n, call in enumerate(reply.tool_calls)
         ]
     finish_reason = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish_reason}
+    if reply.fault == "no_message":
+        del choice["message"]
     usage: dict[str, int] = {
         "prompt_tokens": _count_tokens(chat.prompt),
         "completion_tokens": _count_tokens(reply.content or ""),
@@ -336,7 +342,7 @@ def _response(chat: ChatRequest, reply: ServerReply) -> web.Response:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": chat.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "choices": [] if reply.fault == "no_choices" else [choice],
         "usage": usage,
     }
     return web.json_response(body, headers=reply.headers)

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Union
 
 from redraft.agents.base import AgentContext
+from redraft.checks import kind_of, number, shown
+from redraft.errors import ConfigError
 from redraft.types import Critique, Draft, Issue, Task
 
 Verdict = Union[Critique, bool, float, int, tuple[Union[float, bool], str]]  # noqa: UP007
@@ -32,6 +34,20 @@ class FunctionCritic:
         weight: float = 1.0,
         in_thread: bool = True,
     ) -> None:
+        if not callable(fn):
+            raise ConfigError(
+                "FunctionCritic needs a function fn(text) or fn(text, task) returning a bool, "
+                f"a score in 0..1 or (score, feedback), not {kind_of(fn)} {shown(fn)}"
+            )
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError(f"name must be a non-empty string; got {shown(name)}")
+        number("pass_score", pass_score, minimum=0.0, maximum=1.0, meaning="the score that passes")
+        number("weight", weight, minimum=0.0, meaning="this critic's share of the score")
+        if _positional_arity(fn) == 0:
+            raise ConfigError(
+                f"FunctionCritic's function {getattr(fn, '__name__', fn)!s} takes no "
+                "arguments: it is called as fn(text) or fn(text, task)"
+            )
         self.fn = fn
         self._name = name or getattr(fn, "__name__", "function").strip("<>") or "function"
         self.pass_score = pass_score

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from pydantic import BaseModel, Field
 
 from redraft.agents.base import AgentContext, optional_model, rubric_of
 from redraft.agents.structured import StructuredAnswerError, ask_structured
-from redraft.errors import ModelError
+from redraft.checks import kind_of, number, shown, text
+from redraft.errors import ConfigError, ModelError
 from redraft.models.base import ChatModel, ModelSettings, system, user
 from redraft.types import Critique, Draft, Issue, Rubric, Task, Usage
 
@@ -42,7 +44,26 @@ class LLMCritic:
         temperature: float | None = 0.0,
     ) -> None:
         self.model = optional_model(model)
-        self._name = name
+        self._name = cast(str, text("name", name))
+        if rubric is not None and not isinstance(rubric, (str, Rubric)):
+            raise ConfigError(
+                f"rubric must be a text or a redraft.Rubric, not {kind_of(rubric)} {shown(rubric)}"
+            )
+        if criteria is not None and (
+            isinstance(criteria, str) or not all(isinstance(c, str) for c in criteria)
+        ):
+            raise ConfigError(f"criteria must be a list of strings; got {shown(criteria)}")
+        if pass_score is not None and (
+            isinstance(pass_score, bool)
+            or not isinstance(pass_score, int)
+            or not 1 <= pass_score <= 5
+        ):
+            raise ConfigError(
+                "pass_score is the lowest passing score on the rubric's 1-5 scale: give 1, "
+                f"2, 3, 4 or 5, or None for the rubric's own; got {shown(pass_score)}"
+            )
+        number("weight", weight, minimum=0.0, meaning="this critic's share of the score")
+        number("temperature", temperature, minimum=0.0, maximum=2.0, optional="the model's own")
         if criteria:
             base = rubric if isinstance(rubric, Rubric) else Rubric(description=rubric or "")
             rubric = base.model_copy(update={"criteria": [*base.criteria, *criteria]})

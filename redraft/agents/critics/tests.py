@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -35,13 +35,18 @@ from redraft.agents.critics.judge.run import (
     judge_pytest,
 )
 from redraft.agents.prompts import DEFAULT_PROMPTS
+from redraft.checks import kind_of, number, one_of, shown, text, whole_number
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, Sandbox, SandboxError
+from redraft.sandboxes.choose import NAMES as SANDBOX_NAMES
 from redraft.sandboxes.choose import get_sandbox
 from redraft.types import Critique, Draft, Issue, Task
 
 TestKind = Literal["auto", "functions", "asserts", "check", "io"]
+TEST_KINDS = ("auto", "functions", "asserts", "check", "io")
 TESTS = "test_solution.py"
+# A one-line `tests` string with one of these endings names a file rather than holding tests.
+_FILE_SUFFIXES = (".py", ".json", ".yaml", ".yml")
 # What of a report may reach the editor's prompt, per field.
 FIELD_CHARS = {
     "name": 200,
@@ -199,17 +204,27 @@ class TestSuite:
     ) -> TestSuite:
         """A .py file of tests, or a .json/.yaml list of {input, output} cases."""
         file = Path(path)
+        if file.is_dir():
+            raise ConfigError(f"tests file {file} is a folder: give the test file inside it")
         try:
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"tests file not found: {file}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read tests file {file}: {exc}") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"tests file {file} is not UTF-8 text (a binary file?): give Python tests or "
+                "a .json/.yaml list of {input, output} cases"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read tests file {file}: {exc.strerror or exc}") from None
         if file.suffix.lower() in (".json", ".yaml", ".yml") or kind == "io":
             try:
                 data = yaml.safe_load(text)  # YAML is a superset of JSON
             except yaml.YAMLError as exc:
-                raise ConfigError(f"tests file {file} is not valid JSON/YAML: {exc}") from exc
+                raise ConfigError(
+                    f"tests file {file} is not valid JSON/YAML ({_yaml_problem(exc)}): give a "
+                    "list of {input, output} cases"
+                ) from None
             if isinstance(data, dict) and "cases" in data:
                 data = data["cases"]
             if not isinstance(data, list):
@@ -222,6 +237,14 @@ class TestSuite:
         return cls.from_source(
             text, kind=kind, entry_point=entry_point, origin=str(file), support=support
         )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, in one line, without the parser's own context lines."""
+    problem = getattr(exc, "problem", None) or "cannot be parsed"
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return f"{where}{' '.join(str(problem).split())}"
 
 
 def solution_modules(tree: ast.Module) -> tuple[str, ...]:
@@ -275,11 +298,14 @@ class TestsCritic:
 
     `tests` is a `TestSuite`, Python test source (test_* functions, run by real pytest;
     top-level asserts; or a HumanEval-style `check(candidate)` with `entry_point`), a path to
-    a test file (.py, with its conftest.py, or .json/.yaml I/O cases), or a list of
-    {"input", "output"} cases. The solution is importable as `solution`, as any module the
-    tests import that is not installed (`from mean import mean`), and as `module`; its names
-    are visible to the tests directly. pytest runs with no plugins but `pytest_plugins`
-    (such as "pytest_asyncio"): installed ones are not loaded on their own.
+    a test file (.py, with its conftest.py, or .json/.yaml I/O cases; a `Path`, or a one-line
+    string that names an existing file or ends in .py/.json/.yaml/.yml), or a list of
+    {"input", "output"} cases. `sandbox` is a name ("auto", "bwrap", "docker",
+    "subprocess"; checked now, started on first use) or a `Sandbox`. The solution is
+    importable as `solution`, as any module the tests import that is not installed
+    (`from mean import mean`), and as `module`; its names are visible to the tests directly.
+    pytest runs with no plugins but `pytest_plugins` (such as "pytest_asyncio"): installed
+    ones are not loaded on their own.
     """
 
     __test__ = False  # not a pytest test class
@@ -300,9 +326,29 @@ class TestsCritic:
         weight: float = 1.0,
         max_issues: int = 8,
     ) -> None:
-        modules = (module,) if isinstance(module, str) else tuple(module or ())
+        kind = cast(TestKind, one_of("kind", kind, TEST_KINDS))
+        text("entry_point", entry_point, optional=True)
+        text("name", name)
+        if isinstance(module, str) or module is None:
+            modules = tuple(m for m in (module,) if m is not None)
+        elif isinstance(module, Sequence) and all(isinstance(m, str) for m in module):
+            modules = tuple(module)
+        else:
+            raise ConfigError(
+                f"module must be a module name or a list of them; got {shown(module)}"
+            )
+        for value, what in ((timeout_s, "timeout_s"), (test_timeout_s, "test_timeout_s")):
+            number(what, value, above=0.0, meaning="seconds")
+        whole_number("memory_mb", memory_mb, minimum=16, example=512)
+        number("weight", weight, minimum=0.0, meaning="this critic's share of the score")
+        whole_number("max_issues", max_issues, minimum=1, example=8)
+        if isinstance(pytest_plugins, str) or not all(isinstance(p, str) for p in pytest_plugins):
+            raise ConfigError(
+                "pytest_plugins must be a list of plugin module names, e.g. "
+                f"('pytest_asyncio',); got {shown(pytest_plugins)}"
+            )
         self.suite = _suite(tests, kind=kind, entry_point=entry_point, modules=modules)
-        self._sandbox = sandbox
+        self._sandbox = _sandbox_choice(sandbox)
         self.pytest_plugins = tuple(pytest_plugins)
         self._name = name
         self.timeout_s = timeout_s
@@ -424,6 +470,26 @@ class TestsCritic:
         )
 
 
+def _sandbox_choice(sandbox: object) -> Sandbox | str:
+    """A sandbox, or the name of one (checked now, created on first use)."""
+    if isinstance(sandbox, str):
+        return one_of("sandbox", sandbox, SANDBOX_NAMES)
+    if isinstance(sandbox, Sandbox) and not isinstance(sandbox, type):
+        return sandbox
+    raise ConfigError(
+        f"sandbox must be one of {', '.join(repr(n) for n in SANDBOX_NAMES)} or a Sandbox "
+        f"instance, not {kind_of(sandbox)} {shown(sandbox)}"
+    )
+
+
+def _names_a_file(tests: str) -> bool:
+    """A one-line string that is a test file's path rather than test source."""
+    line = tests.strip()
+    if not line or "\n" in line:
+        return False
+    return line.lower().endswith(_FILE_SUFFIXES) or Path(line).is_file()
+
+
 def _suite(
     tests: TestSuite | str | Path | Sequence[Mapping[str, Any]],
     *,
@@ -436,9 +502,18 @@ def _suite(
     elif isinstance(tests, Path):
         suite = TestSuite.from_file(tests, kind=kind, entry_point=entry_point)
     elif isinstance(tests, str):
-        suite = TestSuite.from_source(tests, kind=kind, entry_point=entry_point)
+        if _names_a_file(tests):  # TestsCritic("tests/test_mean.py") means that file's tests
+            suite = TestSuite.from_file(tests.strip(), kind=kind, entry_point=entry_point)
+        else:
+            suite = TestSuite.from_source(tests, kind=kind, entry_point=entry_point)
+    elif isinstance(tests, Sequence) and all(isinstance(case, Mapping) for case in tests):
+        suite = TestSuite.from_cases(cast("Sequence[Mapping[str, Any]]", tests))
     else:
-        suite = TestSuite.from_cases(tests)
+        raise ConfigError(
+            "tests must be Python test source, a path to a test file (.py, or .json/.yaml "
+            "I/O cases), a list of {input, output} cases or a TestSuite, not "
+            f"{kind_of(tests)} {shown(tests)}"
+        )
     if modules:
         names = dict.fromkeys(("solution", *suite.modules, *modules))
         suite = replace(suite, modules=tuple(names))
