@@ -26,6 +26,7 @@ from redraft.models.resolve import resolve_model
 from redraft.models.scripted import ScriptedCall, ScriptedModel
 from redraft.refiner import Refiner, arefine, refine
 from redraft.types import (
+    Candidate,
     Critique,
     CritiqueEvent,
     Draft,
@@ -35,6 +36,7 @@ from redraft.types import (
     Event,
     Issue,
     Lesson,
+    Origin,
     Result,
     Round,
     RoundEvent,
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Actor",
+    "Candidate",
     "ChatModel",
     "Completion",
     "ConfigError",
@@ -75,6 +78,7 @@ __all__ = [
     "Message",
     "ModelError",
     "ModelSettings",
+    "Origin",
     "PromptLibrary",
     "RedraftError",
     "Refiner",

@@ -18,13 +18,14 @@ from collections.abc import (
 from contextlib import AsyncExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, overload
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing_extensions import Unpack
 
 from redraft._interrupts import RunInterrupted
 from redraft._sync import iterate_sync, run_sync
@@ -36,14 +37,16 @@ from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS, PromptLibrary
 from redraft.checkpoints import allow_state_types, sqlite_checkpointer
 from redraft.checks import kind_of, shown, whole_number
+from redraft.engine.budgets import Budgets
+from redraft.engine.operations import Agents, Operations
+from redraft.engine.selection import Selection
 from redraft.errors import ConfigError, describe
 from redraft.events import event_sink
-from redraft.loop import LoopAgents, LoopState, build_graph, recursion_limit
 from redraft.models.base import ChatModel
 from redraft.models.limits import model_limits
 from redraft.models.litellm import LiteLLMModel
 from redraft.models.resolve import check_api_base, check_credentials, resolve_model
-from redraft.stopping import Selection, StopRules
+from redraft.strategies import Refine, Strategy
 from redraft.types import Event, Result, StopEvent, Task
 
 if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
@@ -55,7 +58,7 @@ T = TypeVar("T")
 Checkpointer = BaseCheckpointSaver[Any] | str | Path
 # A critic object, or a plain function fn(text) / fn(text, task), wrapped in a FunctionCritic.
 CriticSpec = Critic | CheckFunction
-LoopGraph = CompiledStateGraph[LoopState, None, LoopState, LoopState]
+RunGraph = CompiledStateGraph[Any, None, Any, Any]
 
 
 class Refiner:
@@ -94,21 +97,27 @@ class Refiner:
         patience: int | None = 2,
         max_tokens: int | None = None,
         max_cost_usd: float | None = None,
+        max_candidates: int | None = None,
+        max_time_s: float | None = None,
         select: Selection = "best",
+        strategy: Strategy | None = None,
         checkpointer: Checkpointer | None = None,
         prompts: str | Path | PromptLibrary | None = None,
         memory: CorrectionMemory | str | Path | None = None,
         lessons: int = 3,
     ) -> None:
         lessons = cast(int, whole_number("lessons", lessons, minimum=0))
-        self.rules = StopRules(
+        self.budgets = Budgets(
             max_rounds=max_rounds,
             threshold=threshold,
             patience=patience,
             max_tokens=max_tokens,
             max_cost_usd=max_cost_usd,
+            max_candidates=max_candidates,
+            max_time_s=max_time_s,
             select=select,
         )
+        self.strategy: Strategy = _strategy(strategy)
         self.actor = _agent(actor, "actor", "draft", LLMActor, "LLMActor()", "model")
         self.critics = _critics(critics)
         self.editor = _agent(editor, "editor", "edit", LLMEditor, "LLMEditor()", "editor_model")
@@ -135,7 +144,7 @@ class Refiner:
                 "checkpointer must be the path of a SQLite file (e.g. 'runs.db') or a "
                 f"LangGraph checkpointer, not {kind_of(checkpointer)} {shown(checkpointer)}"
             )
-        self.agents = LoopAgents(
+        self.agents = Agents(
             actor=self.actor,
             critics=self.critics,
             editor=self.editor,
@@ -146,8 +155,8 @@ class Refiner:
             memory=_memory(memory),  # opened last: nothing above can fail after it
             lessons=lessons,
         )
-        self._builder = build_graph(self.agents, self.rules)
-        self.graph: LoopGraph = self._builder.compile(checkpointer=saver, name="redraft")
+        self._builder = self.strategy.build(Operations(self.agents), self.budgets)
+        self.graph: RunGraph = self._builder.compile(checkpointer=saver, name="redraft")
         """The compiled LangGraph graph; embed it as a subgraph or drive it directly."""
 
     @property
@@ -206,7 +215,7 @@ class Refiner:
         from redraft.progress import ProgressView, follow
 
         view = ProgressView(
-            title=f"redraft · up to {self.rules.max_rounds} rounds", critics=len(self.critics)
+            title=f"redraft · up to {self.budgets.max_rounds} rounds", critics=len(self.critics)
         )
         return await follow(self._astream(task, thread_id), view, Console())
 
@@ -275,7 +284,7 @@ class Refiner:
         if self._sqlite_path is not None:
             saver = await stack.enter_async_context(sqlite_checkpointer(self._sqlite_path))
             graph = self._builder.compile(checkpointer=saver, name="redraft")
-        config: RunnableConfig = {"recursion_limit": recursion_limit(self.rules)}
+        config: RunnableConfig = {"recursion_limit": self.strategy.recursion_limit(self.budgets)}
         if graph.checkpointer is None:
             return _Run(graph, config, {"task": task})
         thread_id = thread_id or uuid.uuid4().hex
@@ -580,9 +589,9 @@ def _interruptible(events: Iterator[Event]) -> Iterator[Event]:
 
 @dataclass(frozen=True)
 class _Run:
-    graph: LoopGraph
+    graph: RunGraph
     config: RunnableConfig
-    start: LoopState | None  # None resumes from the checkpoint
+    start: dict[str, Any] | None  # None resumes from the checkpoint
     finished: Result | None = None
 
     async def invoke(self) -> dict[str, Any]:
@@ -619,6 +628,21 @@ def _coerce_task(task: object) -> Task:
     return Task.coerce(task)  # type: ignore[arg-type]  # checked there, at run time
 
 
+def _strategy(strategy: object) -> Strategy:
+    if strategy is None:
+        return Refine()
+    if isinstance(strategy, type):  # the class has the methods too: check it first
+        raise ConfigError(
+            f"strategy must be an instance: pass strategy={strategy.__name__}(), not the class"
+        )
+    if isinstance(strategy, Strategy):
+        return strategy
+    raise ConfigError(
+        "strategy must be a redraft.strategies.Strategy such as Refine(), not "
+        f"{kind_of(strategy)} {shown(strategy)}"
+    )
+
+
 def _prompts(prompts: object) -> PromptLibrary:
     if prompts is None:
         return DEFAULT_PROMPTS
@@ -632,64 +656,54 @@ def _prompts(prompts: object) -> PromptLibrary:
     )
 
 
+class RefinerOptions(TypedDict, total=False):
+    """The keyword arguments of `Refiner`, for `refine` and `arefine` (see `Refiner`)."""
+
+    model: ModelSpec | None
+    critics: Sequence[CriticSpec] | CriticSpec | None
+    editor: Editor | None
+    actor: Actor | None
+    critic_model: ModelSpec | None
+    editor_model: ModelSpec | None
+    api_base: str | None
+    max_rounds: int
+    threshold: float | None
+    patience: int | None
+    max_tokens: int | None
+    max_cost_usd: float | None
+    max_candidates: int | None
+    max_time_s: float | None
+    select: Selection
+    strategy: Strategy | None
+    checkpointer: Checkpointer | None
+    prompts: str | Path | PromptLibrary | None
+    memory: CorrectionMemory | str | Path | None
+    lessons: int
+
+
 async def arefine(
     task: str | Task,
     *,
-    model: ModelSpec | None = None,
-    critics: Sequence[CriticSpec] | CriticSpec | None = None,
-    editor: Editor | None = None,
-    api_base: str | None = None,
-    max_rounds: int = 4,
-    threshold: float | None = None,
     thread_id: str | None = None,
     progress: bool = False,
-    memory: CorrectionMemory | str | Path | None = None,
-    **options: Any,
+    **options: Unpack[RefinerOptions],
 ) -> Result:
-    """Refine one task; see `Refiner` for every option (`api_base`: where model strings
-    are served)."""
+    """Refine one task with a `Refiner` made from `options` (its keyword arguments)."""
     task = _coerce_task(task)  # a bad task is named before any model is looked at
-    refiner = Refiner(
-        model,
-        critics=critics,
-        editor=editor,
-        api_base=api_base,
-        max_rounds=max_rounds,
-        threshold=threshold,
-        memory=memory,
-        **options,
-    )
-    return await refiner.arun(task, thread_id=thread_id, progress=progress)
+    return await Refiner(**options).arun(task, thread_id=thread_id, progress=progress)
 
 
 def refine(
     task: str | Task,
     *,
-    model: ModelSpec | None = None,
-    critics: Sequence[CriticSpec] | CriticSpec | None = None,
-    editor: Editor | None = None,
-    api_base: str | None = None,
-    max_rounds: int = 4,
-    threshold: float | None = None,
     thread_id: str | None = None,
     progress: bool = False,
-    memory: CorrectionMemory | str | Path | None = None,
-    **options: Any,
+    **options: Unpack[RefinerOptions],
 ) -> Result:
     """Refine one task and return the best draft with every round; sync form of `arefine`.
 
-    `progress=True` shows each step live; `api_base` is where model strings are served
-    (e.g. `http://localhost:8000/v1`); other options are those of `Refiner`.
+    `options` are the keyword arguments of `Refiner` (`model`, `critics`, `max_rounds`,
+    `api_base`, `strategy`, ...); `progress=True` shows each step live.
     """
     task = _coerce_task(task)  # a bad task is named before any model is looked at
-    refiner = Refiner(
-        model,
-        critics=critics,
-        editor=editor,
-        api_base=api_base,
-        max_rounds=max_rounds,
-        threshold=threshold,
-        memory=memory,
-        **options,
-    )
-    return refiner.run(task, thread_id=thread_id, progress=progress)
+    return Refiner(**options).run(task, thread_id=thread_id, progress=progress)

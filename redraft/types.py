@@ -17,6 +17,7 @@ from pydantic import (
     ValidationError,
     computed_field,
     field_validator,
+    model_validator,
 )
 
 from redraft.errors import ConfigError
@@ -274,8 +275,56 @@ class Critique(_Input):
         )
 
 
+class Origin(str, Enum):
+    """How a candidate came to be."""
+
+    DRAFT = "draft"  # a first draft: the actor's, or the task's own
+    REVISE = "revise"  # the editor's revision of its parent, from the parent's critiques
+    REFLECT = "reflect"  # a fresh attempt written after a reflection on failed ones
+
+
+class Candidate(_Model):
+    """One draft in a run's tree of candidates and, once judged, what the critics said.
+
+    `passed` is this candidate's own verdict (every critic passed it); `Result.passed` is
+    whether the run as a whole succeeded.
+    """
+
+    id: str
+    parent_id: str | None = Field(default=None, description="The candidate this one revises.")
+    depth: int = Field(default=0, description="Revisions between this and its first draft.")
+    origin: Origin = Origin.DRAFT
+    draft: Draft
+    critiques: list[Critique] = Field(default_factory=list)
+    score: float = Field(
+        default=0.0,
+        description="Weighted mean of every critic's score, a critic that failed counting as 0.",
+    )
+    passed: bool = Field(
+        default=False, description="Every critic passed the draft; never so if one failed."
+    )
+    duration_s: float = Field(default=0.0, description="Time the critics took together.")
+
+    @property
+    def judged(self) -> bool:
+        """No critic failed on this draft."""
+        return all(c.error is None for c in self.critiques)
+
+    def as_round(self, index: int) -> Round:
+        """This candidate as round `index` of a main line (its fields, not validated again)."""
+        return Round.model_construct(
+            index=index,
+            draft=self.draft,
+            critiques=self.critiques,
+            score=self.score,
+            passed=self.passed,
+            duration_s=self.duration_s,
+            candidate_id=self.id,
+        )
+
+
 class Round(_Model):
-    """One draft and what every critic said about it."""
+    """One draft and what every critic said about it: a candidate on the run's main line."""
 
     index: int
     draft: Draft
@@ -285,6 +334,7 @@ class Round(_Model):
     )
     passed: bool = Field(description="Every critic passed the draft; never so if one failed.")
     duration_s: float = Field(default=0.0, description="Time the critics took together.")
+    candidate_id: str | None = Field(default=None, description="The candidate it shows.")
 
     @property
     def judged(self) -> bool:
@@ -337,18 +387,67 @@ class Result(_Model):
 
     task: Task
     final: Draft | None = Field(description="The selected draft; None if no draft was made.")
-    best_round: int
+    final_id: str | None = Field(default=None, description="The candidate `final` is.")
+    best_round: int = Field(description="The index of the final candidate in `rounds`.")
     stop_reason: StopReason
-    rounds: list[Round]
+    candidates: list[Candidate] = Field(
+        default_factory=list, description="Every candidate of the run, in the order made."
+    )
+    chain: list[str] = Field(
+        default_factory=list, description="The ids of the candidates `rounds` shows, in order."
+    )
     usage: UsageReport
     wall_time_s: float
     error: str | None = None
     thread_id: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_rounds(cls, data: Any) -> Any:
+        """A result saved before candidates existed: its rounds become a chain of them."""
+        if not isinstance(data, dict) or "candidates" in data or "rounds" not in data:
+            return data
+        rounds = [Round.model_validate(r) for r in data.get("rounds") or []]
+        candidates = [
+            Candidate(
+                id=f"c{r.index}",
+                parent_id=None if r.draft.revises is None else f"c{r.draft.revises}",
+                depth=r.index,
+                origin=Origin.DRAFT if r.draft.revises is None else Origin.REVISE,
+                draft=r.draft,
+                critiques=r.critiques,
+                score=r.score,
+                passed=r.passed,
+                duration_s=r.duration_s,
+            )
+            for r in rounds
+        ]
+        best = data.get("best_round", 0)
+        updated = {k: v for k, v in data.items() if k != "rounds"}
+        updated["candidates"] = candidates
+        updated["chain"] = [c.id for c in candidates]
+        if candidates and isinstance(best, int) and 0 <= best < len(candidates):
+            updated.setdefault("final_id", candidates[best].id)
+        return updated
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
         return self.stop_reason.succeeded
+
+    @property
+    def rounds(self) -> list[Round]:
+        """The run's main line as rounds: for `Refine`, every draft in order; for a search,
+        the path to the final candidate."""
+        by_id = {c.id: c for c in self.candidates}
+        return [by_id[id_].as_round(index) for index, id_ in enumerate(self.chain)]
+
+    def candidate(self, candidate_id: str) -> Candidate:
+        """The candidate of that id (KeyError if the run has none)."""
+        for candidate in self.candidates:
+            if candidate.id == candidate_id:
+                return candidate
+        raise KeyError(candidate_id)
 
     @property
     def text(self) -> str:
@@ -365,7 +464,6 @@ class Result(_Model):
             final=None,
             best_round=0,
             stop_reason=StopReason.ERROR,
-            rounds=[],
             usage=UsageReport(),
             wall_time_s=wall_time_s,
             error=error,
@@ -374,12 +472,15 @@ class Result(_Model):
 
     @property
     def score(self) -> float:
-        return self.rounds[self.best_round].score if self.rounds else 0.0
+        """The final candidate's score (0 without one)."""
+        if self.final_id is None:
+            return 0.0
+        return self.candidate(self.final_id).score
 
     @property
     def lessons(self) -> list[Lesson]:
         """Every past correction given to the actor or editor in this run, once each."""
-        unique = {lesson.id: lesson for r in self.rounds for lesson in r.draft.lessons}
+        unique = {lesson.id: lesson for c in self.candidates for lesson in c.draft.lessons}
         return list(unique.values())
 
     def __rich__(self) -> Any:

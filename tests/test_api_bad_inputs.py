@@ -26,8 +26,8 @@ from redraft import (
     arefine,
     refine,
 )
+from redraft.engine.budgets import Budgets
 from redraft.models.resolve import check_api_base
-from redraft.stopping import StopRules
 
 TESTS_SOURCE = "from solution import mean\n\ndef test_mean():\n    assert mean([1, 3]) == 2\n"
 
@@ -69,7 +69,7 @@ BAD: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     ("patience float", lambda: refiner(patience=1.5), ("patience", "whole number")),
     ("select worst", lambda: refiner(select="worst"), ("select", "'best', 'last'", "'worst'")),
     ("lessons negative", lambda: refiner(lessons=-1), ("lessons", "at least 0")),
-    ("stop rules direct", lambda: StopRules(max_rounds="3"), ("max_rounds", "whole number")),  # type: ignore[arg-type]
+    ("stop rules direct", lambda: Budgets(max_rounds="3"), ("max_rounds", "whole number")),  # type: ignore[arg-type]
     # agents
     ("critics of str", lambda: Refiner(model(), critics=["str"]), ("critics[0]", "LLMCritic()")),
     (

@@ -9,7 +9,7 @@ from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError
 from redraft.models.base import ChatModel
 from redraft.models.resolve import resolve_model
-from redraft.types import Lesson, Round, Rubric, Task
+from redraft.types import Draft, Lesson, Round, Rubric, Task
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class AgentContext:
     prompts: PromptLibrary
     rounds: Sequence[Round] = ()
     lessons: Sequence[Lesson] = ()  # past corrections retrieved from memory for this call
+    # Drafts already made that a revision must not repeat (a rejected repeat, its siblings).
+    avoid: Sequence[Draft] = ()
 
     def pick_model(self, own: ChatModel | None, role: str) -> ChatModel:
         """The agent's own model if it has one, else the run's model for its role."""

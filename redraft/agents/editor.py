@@ -27,9 +27,10 @@ class Editor(Protocol):
         critiques: Sequence[Critique],
         task: Task,
         ctx: AgentContext,
-        *,
-        repeat_of: int | None = None,
-    ) -> Draft: ...
+    ) -> Draft:
+        """The revised draft (its text, model and usage); the run stamps the rest.
+        `ctx.avoid` holds drafts the revision must not repeat."""
+        ...
 
 
 class LLMEditor:
@@ -73,13 +74,11 @@ class LLMEditor:
         critiques: Sequence[Critique],
         task: Task,
         ctx: AgentContext,
-        *,
-        repeat_of: int | None = None,
     ) -> Draft:
         model = ctx.pick_model(self.model, "editor")
         mode = self.choose_mode(draft)
         # Models resist feedback and repeat rejected answers; a warmer retry helps them move.
-        temperature = self.repeat_temperature if repeat_of is not None else self.temperature
+        temperature = self.repeat_temperature if ctx.avoid else self.temperature
         settings = ModelSettings(temperature=temperature)
         messages = [
             system(ctx.prompts.render("editor_system.md")),
@@ -91,7 +90,7 @@ class LLMEditor:
                     critiques=critiques,
                     rejected=_rejected_versions(ctx.rounds, draft.round),
                     lessons=ctx.lessons,
-                    repeat_warning=repeat_of,
+                    repeated=[d.round for d in ctx.avoid],
                     mode=mode.value,
                     fenced=draft.text.lstrip().startswith("```"),
                 )
@@ -110,7 +109,6 @@ class LLMEditor:
                 usage, fell_back = usage + retry_usage, True
         return Draft(
             text=text,
-            round=len(ctx.rounds),
             author="editor",
             edit_mode=EditMode.REWRITE if fell_back else mode,
             patches_applied=patches_applied,

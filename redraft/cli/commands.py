@@ -227,7 +227,7 @@ def demo(
         console = terminal()
         note(console, DEMO_LABEL, "bold magenta")
         refiner = demo_refiner(delay_s=DEMO_DELAY_S if console else 0.0)
-        view = ProgressView(title=f"redraft demo · up to {refiner.rules.max_rounds} rounds")
+        view = ProgressView(title=f"redraft demo · up to {refiner.budgets.max_rounds} rounds")
         code = _run(refiner, DEMO_TASK, view, json_output=json_output, out=None, quiet=False)
         note(console, DEMO_HINT, "dim")
     raise typer.Exit(code)

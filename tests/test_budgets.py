@@ -1,10 +1,11 @@
-"""Scores, ranking and stop rules over judged rounds, with a critic that failed."""
+"""Scores, ranking and budgets over judged rounds, with a critic that failed."""
 
 from __future__ import annotations
 
 import pytest
 
-from redraft.stopping import StopRules, aggregate, best_round, decide, rank
+from redraft.engine.budgets import Budgets
+from redraft.engine.selection import aggregate, best_index, rank
 from redraft.types import Critique, Draft, Round, StopReason, Usage
 
 
@@ -55,8 +56,8 @@ def test_a_fully_judged_round_beats_a_higher_scoring_round_a_critic_failed_on() 
     broken = _round(1, [_ok("style", 1.0, weight=9.0), _broken("tests")])
     assert broken.score > judged.score
     assert rank(judged) > rank(broken)
-    assert best_round([judged, broken]) == 0
-    assert best_round([broken, judged]) == 1
+    assert best_index([judged, broken]) == 0
+    assert best_index([broken, judged]) == 1
 
 
 def test_ranking_is_passed_then_judged_then_score_then_earliest() -> None:
@@ -67,32 +68,32 @@ def test_ranking_is_passed_then_judged_then_score_then_earliest() -> None:
         _round(3, [_ok("a", 0.6), _ok("b", 0.6)]),
         _round(4, [_ok("a", 0.8, passed=True), _ok("b", 0.4, passed=True)]),
     ]
-    assert best_round(rounds) == 4
-    assert best_round(rounds[:4]) == 2  # equal scores: the earliest
-    assert best_round(rounds[:2]) == 1
-    assert best_round(rounds[:1]) == 0  # the only draft there is
-    assert best_round(rounds[:2], "last") == 1
+    assert best_index(rounds) == 4
+    assert best_index(rounds[:4]) == 2  # equal scores: the earliest
+    assert best_index(rounds[:2]) == 1
+    assert best_index(rounds[:1]) == 0  # the only draft there is
+    assert best_index(rounds[:2], "last") == 1
 
 
 def test_among_rounds_that_all_had_a_failure_the_score_decides() -> None:
     rounds = [_round(0, [_ok("a", 0.2), _broken("b")]), _round(1, [_ok("a", 0.8), _broken("b")])]
-    assert best_round(rounds) == 1
+    assert best_index(rounds) == 1
 
 
 def test_a_draft_a_critic_failed_on_does_not_meet_the_threshold() -> None:
-    rules = StopRules(threshold=0.3, max_rounds=5, patience=None)
+    rules = Budgets(threshold=0.3, max_rounds=5, patience=None)
     rounds = [_round(0, [_ok("a", 1.0, passed=True, weight=9.0), _broken("b")])]
     assert rounds[0].score >= 0.3
-    assert decide(rounds, Usage(), rules) is None
+    assert rules.check(rounds, Usage()) is None
     judged = [_round(0, [_ok("a", 0.4), _ok("b", 0.4)])]
-    assert decide(judged, Usage(), rules) is StopReason.THRESHOLD
+    assert rules.check(judged, Usage()) is StopReason.THRESHOLD
 
 
 def test_every_critic_failing_stops_even_at_a_zero_threshold() -> None:
     rounds = [_round(0, [_broken("a"), _broken("b")])]
     assert rounds[0].score == 0.0
-    assert decide(rounds, Usage(), StopRules()) is StopReason.CRITICS_FAILED
-    assert decide(rounds, Usage(), StopRules(threshold=0.0)) is StopReason.CRITICS_FAILED
+    assert Budgets().check(rounds, Usage()) is StopReason.CRITICS_FAILED
+    assert Budgets(threshold=0.0).check(rounds, Usage()) is StopReason.CRITICS_FAILED
 
 
 def test_patience_counts_from_the_best_fully_judged_round() -> None:
@@ -101,9 +102,9 @@ def test_patience_counts_from_the_best_fully_judged_round() -> None:
         _round(1, [_ok("a", 0.9), _broken("b")]),
         _round(2, [_ok("a", 0.9), _broken("b")]),
     ]
-    rules = StopRules(max_rounds=10, patience=2)
-    assert decide(rounds[:2], Usage(), rules) is None
-    assert decide(rounds, Usage(), rules) is StopReason.NO_IMPROVEMENT
+    rules = Budgets(max_rounds=10, patience=2)
+    assert rules.check(rounds[:2], Usage()) is None
+    assert rules.check(rounds, Usage()) is StopReason.NO_IMPROVEMENT
 
 
 def test_rounds_from_older_results_load_and_know_they_were_not_fully_judged() -> None:
@@ -113,4 +114,4 @@ def test_rounds_from_older_results_load_and_know_they_were_not_fully_judged() ->
     restored = Round.model_validate(old)
     assert not restored.judged
     assert "judged" not in restored.model_dump()
-    assert best_round([restored, _round(1, [_ok("a", 0.1), _ok("b", 0.1)])]) == 1
+    assert best_index([restored, _round(1, [_ok("a", 0.1), _ok("b", 0.1)])]) == 1

@@ -1,0 +1,1 @@
+"""The core every strategy is built from: operations on candidates, budgets, selection."""

@@ -1,0 +1,301 @@
+"""The operations every strategy is built from: draft, judge, revise.
+
+They are the only code that stamps a candidate's id, parent, depth, timing, usage and
+lessons, and that detects a revision repeating an earlier draft. Agents return content and
+usage; strategies decide which candidate to work on next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from redraft._interrupts import RunInterrupted, contained
+from redraft.agents.actor import Actor
+from redraft.agents.base import AgentContext
+from redraft.agents.critics.base import Critic
+from redraft.agents.editor import Editor
+from redraft.agents.prompts import PromptLibrary
+from redraft.engine.selection import aggregate
+from redraft.errors import describe
+from redraft.events import emit
+from redraft.models.base import ChatModel
+from redraft.types import (
+    Candidate,
+    Critique,
+    CritiqueEvent,
+    Draft,
+    DraftEvent,
+    EditEvent,
+    Lesson,
+    Origin,
+    Result,
+    Round,
+    Task,
+    Usage,
+    UsageReport,
+)
+
+if TYPE_CHECKING:  # needs the [memory] extra; a run without a memory never loads it
+    from redraft.memory import CorrectionMemory
+
+T = TypeVar("T")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Agents:
+    """Who does what in a run, and the models each role falls back to."""
+
+    actor: Actor
+    critics: Sequence[Critic]
+    editor: Editor
+    actor_model: ChatModel | None
+    critic_model: ChatModel | None
+    editor_model: ChatModel | None
+    prompts: PromptLibrary
+    memory: CorrectionMemory | None = None
+    lessons: int = 3  # most past corrections given to the actor or editor per call
+
+
+@dataclass(frozen=True)
+class Revised:
+    """What `revise` made: a new candidate, or why there is none (`stop`, with `error`
+    when the editor failed), and what the attempts cost either way."""
+
+    candidate: Candidate | None
+    spent: Usage
+    stop: str | None = None  # "repeated" or "error"
+    error: str | None = None
+
+
+def candidate_id(number: int) -> str:
+    """The id of a run's `number`-th candidate (from 0), in the order they were made."""
+    return f"c{number}"
+
+
+def normalise(text: str) -> str:
+    """Text as compared for repetition: whitespace differences do not make a new draft."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def repeated(text: str, earlier: Sequence[Candidate]) -> Candidate | None:
+    """The earlier candidate whose draft this text repeats, if any."""
+    key = normalise(text)
+    for candidate in earlier:
+        if normalise(candidate.draft.text) == key:
+            return candidate
+    return None
+
+
+def as_rounds(line: Sequence[Candidate]) -> list[Round]:
+    return [candidate.as_round(index) for index, candidate in enumerate(line)]
+
+
+class Operations:
+    """Draft, judge and revise candidates with one run's agents."""
+
+    def __init__(self, agents: Agents) -> None:
+        self.agents = agents
+
+    async def draft(self, task: Task, number: int) -> Candidate:
+        """A first draft: the task's own, or the actor's."""
+        started = time.perf_counter()
+        lessons: list[Lesson] = []
+        if task.draft is not None:
+            draft = Draft(text=task.draft, author="user")
+        else:
+            lessons = await self.recall(task)
+            ctx = AgentContext(self.agents.actor_model, self.agents.prompts, lessons=lessons)
+            draft = await contained(self.agents.actor.draft(task, ctx))
+        draft = draft.model_copy(
+            update={
+                "round": 0,
+                "author": "user" if task.draft is not None else "actor",
+                "duration_s": time.perf_counter() - started,
+                "lessons": lessons,
+                "revises": None,
+            }
+        )
+        emit(DraftEvent(round=0, draft=draft))
+        return Candidate(id=candidate_id(number), draft=draft, origin=Origin.DRAFT)
+
+    async def judge(self, task: Task, candidate: Candidate, line: Sequence[Candidate]) -> Candidate:
+        """`candidate` with every critic's critique (run concurrently), its score and verdict.
+        `line` is what came before it on the main line, shown to critics that compare."""
+        started = time.perf_counter()
+        draft = candidate.draft
+        ctx = AgentContext(self.agents.critic_model, self.agents.prompts, as_rounds(line))
+
+        async def one(critic: Critic) -> Critique:
+            critique = await _verdict(critic, draft, task, ctx)
+            emit(CritiqueEvent(round=draft.round, critique=critique))
+            return critique
+
+        critiques = await _all_of([one(critic) for critic in self.agents.critics])
+        score, passed = aggregate(critiques)
+        return candidate.model_copy(
+            update={
+                "critiques": critiques,
+                "score": score,
+                "passed": passed,
+                "duration_s": time.perf_counter() - started,
+            }
+        )
+
+    async def revise(
+        self, task: Task, parent: Candidate, line: Sequence[Candidate], number: int
+    ) -> Revised:
+        """The editor's revision of `parent` from its critiques, as candidate `number`.
+
+        A revision that repeats a draft of `line` is asked for once more, the editor told
+        which; an empty one likewise. A second such reply makes no candidate.
+        """
+        started = time.perf_counter()
+        lessons = await self.recall(task, parent.critiques)
+        spent = Usage()
+        avoid: list[Draft] = []
+        empty = False
+        for _ in range(2):
+            ctx = AgentContext(
+                self.agents.editor_model, self.agents.prompts, as_rounds(line), lessons, avoid
+            )
+            try:
+                draft = await contained(
+                    self.agents.editor.edit(parent.draft, parent.critiques, task, ctx)
+                )
+            except RunInterrupted:
+                raise
+            except Exception as exc:  # the best draft so far is kept, with why it stopped
+                return Revised(None, spent, stop="error", error=describe(exc))
+            spent = spent + draft.usage
+            empty = not draft.text.strip()
+            earlier = None if empty else repeated(draft.text, line)
+            if empty or earlier is not None:
+                avoid = [] if earlier is None else [earlier.draft]
+                continue
+            draft = draft.model_copy(
+                update={
+                    "round": len(line),
+                    "author": "editor",
+                    "usage": spent,
+                    "duration_s": time.perf_counter() - started,
+                    "revises": parent.draft.round,
+                    "lessons": lessons,
+                }
+            )
+            emit(EditEvent(round=draft.round, draft=draft))
+            revision = Candidate(
+                id=candidate_id(number),
+                parent_id=parent.id,
+                depth=parent.depth + 1,
+                origin=Origin.REVISE,
+                draft=draft,
+            )
+            return Revised(revision, Usage())
+        if empty:
+            who = f" ({draft.model})" if draft.model else ""
+            error = f"the editor{who} returned an empty draft twice; the best draft so far is kept"
+            return Revised(None, spent, stop="error", error=error)
+        return Revised(None, spent, stop="repeated")
+
+    async def recall(self, task: Task, critiques: Sequence[Critique] = ()) -> list[Lesson]:
+        """Past corrections relevant to the task (and to what the critics said)."""
+        memory = self.agents.memory
+        if memory is None or self.agents.lessons < 1:
+            return []
+        # Embedding and SQLite block: off the event loop, so concurrent runs keep going.
+        return await contained(
+            asyncio.to_thread(memory.recall, task, critiques, self.agents.lessons)
+        )
+
+    async def learn(self, result: Result) -> Result:
+        """Write the run's corrections back to memory; a failed write-back is noted on the
+        result, which survives it."""
+        if self.agents.memory is None:
+            return result
+        try:
+            await contained(asyncio.to_thread(self.agents.memory.learn, result))
+        except RunInterrupted:
+            raise
+        except Exception as exc:
+            note = f"memory write-back failed ({type(exc).__name__}: {exc})"
+            error = f"{result.error}; {note}" if result.error else note
+            result = result.model_copy(update={"error": error})
+        return result
+
+
+def usage_report(candidates: Sequence[Candidate], discarded: Usage) -> UsageReport:
+    """Usage per role, from the drafts and critiques of every candidate."""
+    drafts = [c.draft for c in candidates]
+    return UsageReport(
+        actor=Usage.total_of(d.usage for d in drafts if d.author == "actor"),
+        critic=Usage.total_of(c.usage for cand in candidates for c in cand.critiques),
+        editor=Usage.total_of([discarded, *(d.usage for d in drafts if d.author == "editor")]),
+    )
+
+
+def total_usage(candidates: Sequence[Candidate], discarded: Usage) -> Usage:
+    return Usage.total_of(
+        [
+            discarded,
+            *(c.draft.usage for c in candidates),
+            *(critique.usage for c in candidates for critique in c.critiques),
+        ]
+    )
+
+
+async def _verdict(critic: Critic, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
+    """The critic's critique; whatever the critic itself raises is a failed critique.
+
+    The critic runs as a task of its own so that a `CancelledError` it raises (a timeout
+    inside it, a cancelled helper task) is told apart from the run being cancelled: only
+    the latter cancels this coroutine while it waits.
+    """
+
+    async def run() -> object:  # even a critic that fails before awaiting fails in here
+        return await critic.critique(draft, task, ctx)
+
+    attempt = asyncio.ensure_future(contained(run()))
+    try:
+        await asyncio.wait({attempt})
+    except asyncio.CancelledError:
+        attempt.cancel()
+        await asyncio.wait({attempt})
+        raise
+    if attempt.cancelled():
+        error = "CancelledError: the critic was cancelled while the run was not"
+    else:
+        exc = attempt.exception()
+        verdict = attempt.result() if exc is None else None
+        if isinstance(verdict, Critique):
+            return verdict
+        if isinstance(exc, RunInterrupted):
+            raise exc
+        error = (
+            f"{type(exc).__name__}: {exc}"
+            if exc is not None
+            else f"returned {type(verdict).__name__}, not a Critique"
+        )
+    critique = Critique.failed(critic.name, error)
+    weight = getattr(critic, "weight", None)  # it counts as 0 with its own weight
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+        critique = critique.model_copy(update={"weight": float(weight)})
+    return critique
+
+
+async def _all_of(steps: Sequence[Awaitable[T]]) -> list[T]:
+    """Every step's result, run concurrently; when one fails, the others are cancelled
+    (and awaited) before the failure goes on, so no step outlives its operation."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for pending in tasks:
+            pending.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
