@@ -196,3 +196,21 @@ async def test_loop_with_scripted_models_fixes_the_failing_test(sandbox: Namespa
     shown = editor.calls[0].messages[-1].content
     assert "test_half failed: assert half(4) == 2: got 0.25, expected == 2" in shown
     assert fixed_line in result.final.text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "assert big() == '" + "e" * 5000 + "'",  # longer than any file name
+        "assert add(1, 2) == 3",
+    ],
+)
+def test_a_one_line_script_is_source_not_a_path(source: str) -> None:
+    critic = TestsCritic(source, sandbox="subprocess")
+    assert critic.suite.kind == "asserts"
+    assert critic.suite.source.strip() == source
+
+
+def test_a_script_with_a_nul_is_refused_as_source() -> None:
+    with pytest.raises(ConfigError, match="null bytes"):
+        TestsCritic("assert text() == 'a\x00b'", sandbox="subprocess")

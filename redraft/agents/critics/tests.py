@@ -46,6 +46,7 @@ TestKind = Literal["auto", "functions", "asserts", "check", "io"]
 TEST_KINDS = ("auto", "functions", "asserts", "check", "io")
 TESTS = "test_solution.py"
 # A one-line `tests` string with one of these endings names a file rather than holding tests.
+_PATH_LIMIT = 4096  # PATH_MAX on Linux
 _FILE_SUFFIXES = (".py", ".json", ".yaml", ".yml")
 # What of a report may reach the editor's prompt, per field.
 FIELD_CHARS = {
@@ -485,9 +486,14 @@ def _sandbox_choice(sandbox: object) -> Sandbox | str:
 def _names_a_file(tests: str) -> bool:
     """A one-line string that is a test file's path rather than test source."""
     line = tests.strip()
-    if not line or "\n" in line:
+    if not line or "\n" in line or len(line) > _PATH_LIMIT:
+        return False  # a long one-line script is source, and no file name can be that long
+    if line.lower().endswith(_FILE_SUFFIXES):
+        return True
+    try:
+        return Path(line).is_file()
+    except (OSError, ValueError):  # not a name the file system takes (too long, a NUL)
         return False
-    return line.lower().endswith(_FILE_SUFFIXES) or Path(line).is_file()
 
 
 def _suite(
