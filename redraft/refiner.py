@@ -227,19 +227,56 @@ class Refiner:
         unique = {id(m): m for m in found if isinstance(m, ChatModel)}
         return list(unique.values())
 
+    def resources(self) -> list[object]:
+        """Everything this refiner may open and must release: its models, and every agent
+        with a `close` or `aclose` (a `TestsCritic`'s sandbox pool, a local model's worker)."""
+        found: list[object] = [*self.models(), self.actor, *self.critics, self.editor]
+        unique = {id(r): r for r in found if _closer(r) is not None}
+        return list(unique.values())
+
     async def aclose(self) -> None:
-        """Release the models' connections on the running event loop."""
+        """Release every resource of `resources()`: model connections, sandbox pools, local
+        models' workers. The refiner stays usable; a later run opens what it needs again."""
+        failures: list[BaseException] = []
+        for resource in self.resources():
+            try:
+                close = _closer(resource)
+                if close is not None:
+                    await close()
+            except Exception as exc:  # one failing close must not leave the rest open
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def close(self) -> None:
+        """`aclose` from sync code."""
+        run_sync(self.aclose())
+
+    def __enter__(self) -> Refiner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Refiner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _release_connections(self) -> None:
+        """Close the models' connections, which belong to the running event loop."""
         for model in self.models():
             close = getattr(model, "aclose", None)
             if close is not None:
                 await close()
 
     async def _closing(self, work: Awaitable[T]) -> T:
-        # The sync API owns its event loop, so it closes what the models opened on it.
+        # The sync API makes an event loop per call: what the models opened on it goes with it.
         try:
             return await work
         finally:
-            await self.aclose()
+            await self._release_connections()
 
     async def astream(
         self, task: str | Task, *, thread_id: str | None = None
@@ -313,7 +350,7 @@ class Refiner:
                     yield event
             finally:
                 await run.aclose()
-                await self.aclose()
+                await self._release_connections()
 
         return _interruptible(iterate_sync(events))
 
@@ -626,6 +663,17 @@ def _ignore(event: Event) -> None:
 def _coerce_task(task: object) -> Task:
     """A Task from a Task or an instruction string; anything else is a ConfigError."""
     return Task.coerce(task)  # type: ignore[arg-type]  # checked there, at run time
+
+
+def _closer(resource: object) -> Callable[[], Awaitable[None]] | None:
+    """How to release `resource` (`aclose`, else `close` in a thread), if it has either."""
+    aclose = getattr(resource, "aclose", None)
+    if callable(aclose):
+        return cast(Callable[[], Awaitable[None]], aclose)
+    close = getattr(resource, "close", None)
+    if callable(close):
+        return lambda: asyncio.to_thread(close)
+    return None
 
 
 def _strategy(strategy: object) -> Strategy:

@@ -261,3 +261,46 @@ def test_refine_takes_exactly_the_refiners_keyword_arguments() -> None:
         max_candidates=3,
     )
     assert result.passed
+
+
+class _Closable:
+    """A critic holding a resource, and a record of its release."""
+
+    name = "closable"
+    weight = 1.0
+    model = None
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
+        return Critique(critic=self.name, score=1.0, passed=True)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_closing_the_refiner_releases_every_resource_it_holds() -> None:
+    held = _Closable()
+    with Refiner(ScriptedModel(["x"]), critics=[held]) as refiner:
+        assert held in refiner.resources()
+        assert refiner.run("task").passed
+        assert held.closed == 0  # a run leaves the pools warm for the next
+    assert held.closed == 1
+
+
+async def test_async_closing_releases_them_too() -> None:
+    held = _Closable()
+    async with Refiner(ScriptedModel(["x"]), critics=[held]) as refiner:
+        assert (await refiner.arun("task")).passed
+    assert held.closed == 1
+
+
+def test_a_tests_critic_stops_the_sandbox_it_started_and_can_start_another() -> None:
+    from redraft import TestsCritic
+
+    critic = TestsCritic("assert add(1, 2) == 3", sandbox="subprocess")
+    first = critic.sandbox
+    critic.close()
+    assert critic.sandbox is not first  # a new one, on next use
+    critic.close()

@@ -173,5 +173,5 @@ def code(
                 final_text=lambda result: extract_code(result.text),
             )
         finally:
-            tests_critic.sandbox.close()
+            refiner.close()  # the tests critic's sandbox pool, a local model's worker
     raise typer.Exit(exit_code)

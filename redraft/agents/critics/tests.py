@@ -350,6 +350,7 @@ class TestsCritic:
             )
         self.suite = _suite(tests, kind=kind, entry_point=entry_point, modules=modules)
         self._sandbox = _sandbox_choice(sandbox)
+        self._sandbox_name = self._sandbox if isinstance(self._sandbox, str) else None
         self.pytest_plugins = tuple(pytest_plugins)
         self._name = name
         self.timeout_s = timeout_s
@@ -370,6 +371,13 @@ class TestsCritic:
                 self._sandbox, limits=Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
             )
         return self._sandbox
+
+    def close(self) -> None:
+        """Stop the sandbox this critic started (a named one; a `Sandbox` passed in is its
+        owner's to close). The critic stays usable: its next run starts a new one."""
+        if self._sandbox_name is not None and not isinstance(self._sandbox, str):
+            sandbox, self._sandbox = self._sandbox, self._sandbox_name
+            sandbox.close()
 
     def request(self, code: str) -> JudgeRequest:
         """What the judge is given for one draft's code."""
