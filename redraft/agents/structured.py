@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -31,6 +32,8 @@ async def ask_structured(
     settings: ModelSettings | None = None,
 ) -> tuple[SchemaT, Usage]:
     """Ask for a `schema` answer; on invalid output, re-ask once showing what was wrong."""
+    if getattr(model, "schema_in_prompt", False):
+        messages = with_schema_instruction(messages, schema, prompts)
     completion = await call_model(model, messages, output_schema=schema, settings=settings)
     usage = completion.usage
     if isinstance(completion.parsed, schema):
@@ -48,3 +51,20 @@ async def ask_structured(
         f"{model.name} gave no valid {schema.__name__} after one repair: {retry.parse_error}",
         usage,
     )
+
+
+def with_schema_instruction(
+    messages: list[Message], schema: type[BaseModel], prompts: PromptLibrary
+) -> list[Message]:
+    """`messages` asking for JSON of `schema` at the end of the last user message, for a model
+    that cannot be asked for it any other way."""
+    instruction = prompts.render(
+        "structured_output.md", schema=json.dumps(schema.model_json_schema())
+    )
+    if messages and messages[-1].role == "user":
+        last = messages[-1]
+        return [
+            *messages[:-1],
+            last.model_copy(update={"content": f"{last.content}\n\n{instruction}"}),
+        ]
+    return [*messages, user(instruction)]

@@ -105,7 +105,9 @@ class ChatModel(Protocol):
     """Anything that turns messages into a `Completion`.
 
     When `output_schema` is given the model should ask for JSON of that shape where the provider
-    supports it, and fill `Completion.parsed` (or `parse_error`) with `parse_structured`.
+    supports it, and fill `Completion.parsed` (or `parse_error`) with `parse_structured`. A
+    model with no such request (a local one) sets `schema_in_prompt = True`: the caller then
+    asks for the JSON in the prompt itself, in the words of its own (overridable) template.
     """
 
     @property

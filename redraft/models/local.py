@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import importlib
 import importlib.util
-import json
 import os
 import threading
 import time
@@ -65,6 +64,9 @@ class LocalModel:
     0 is greedy. Up to `max_batch_size` concurrent calls with the same settings are run
     together, after waiting at most `batch_wait_ms` for company.
     """
+
+    # No response_format: a structured answer is asked for in the prompt (agents/structured.py).
+    schema_in_prompt = True
 
     def __init__(
         self,
@@ -307,8 +309,6 @@ class LocalModel:
             )
         started = time.monotonic()
         chat = [message.to_openai() for message in messages]
-        if output_schema is not None:
-            chat = _with_schema_instruction(chat, output_schema)
         temperature = settings.temperature if settings else None
         temperature = self.temperature if temperature is None else temperature
         max_tokens = settings.max_tokens if settings and settings.max_tokens else self.max_tokens
@@ -418,22 +418,6 @@ class LocalModel:
     def close(self) -> None:
         """Stop the worker thread (the weights stay until `unload()` or garbage collection)."""
         self.scheduler.close()
-
-
-def _with_schema_instruction(
-    chat: list[dict[str, Any]], schema: type[BaseModel]
-) -> list[dict[str, Any]]:
-    """Ask for JSON of `schema` in the prompt: local models have no response_format."""
-    from redraft.agents.prompts import DEFAULT_PROMPTS  # agents import models: not at import
-
-    instruction = DEFAULT_PROMPTS.render(
-        "structured_output.md", schema=json.dumps(schema.model_json_schema())
-    )
-    if chat and chat[-1]["role"] == "user":
-        last = dict(chat[-1])
-        last["content"] = f"{last['content']}\n\n{instruction}"
-        return [*chat[:-1], last]
-    return [*chat, {"role": "user", "content": instruction}]
 
 
 def _best_device(torch: Any) -> str:

@@ -34,7 +34,7 @@ from redraft.agents.critics.judge.run import (
     judge_light,
     judge_pytest,
 )
-from redraft.agents.prompts import DEFAULT_PROMPTS
+from redraft.agents.prompts import PromptLibrary
 from redraft.checks import kind_of, number, one_of, shown, text, whole_number
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, Sandbox, SandboxError
@@ -437,12 +437,14 @@ class TestsCritic:
         except SandboxError as exc:
             # The sandbox itself failed, not the code: an error of the critic's.
             return Critique.failed(self.name, str(exc)).model_copy(update={"weight": self.weight})
-        critique = self._critique(code, outcomes, failure)
+        critique = self._critique(code, outcomes, failure, ctx.prompts)
         return critique.model_copy(
             update={"duration_s": time.perf_counter() - started, "weight": self.weight}
         )
 
-    def _critique(self, code: str, outcomes: list[TestOutcome], failure: str | None) -> Critique:
+    def _critique(
+        self, code: str, outcomes: list[TestOutcome], failure: str | None, prompts: PromptLibrary
+    ) -> Critique:
         counted = [o for o in outcomes if o.counted]
         failed = [o for o in counted if not o.passed]
         skipped = len(outcomes) - len(counted)
@@ -461,7 +463,7 @@ class TestsCritic:
                 more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
                 summary += f"; failing: {names}{more}"
             issues = [_issue(o) for o in failed[: self.max_issues]]
-        feedback = DEFAULT_PROMPTS.render(
+        feedback = prompts.render(
             "tests_report.md",
             outcomes=outcomes,
             counted=counted,
