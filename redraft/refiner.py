@@ -197,8 +197,26 @@ class Refiner:
         except RunInterrupted as exc:
             exc.reraise()
 
-    async def _arun(self, task: str | Task, thread_id: str | None, progress: bool) -> Result:
-        task = _coerce_task(task)
+    async def aresume(self, thread_id: str, *, progress: bool = False) -> Result:
+        """Continue the checkpointed run `thread_id` from its last checkpoint: one that was
+        killed part-way (no judged candidate is judged again) or one that is waiting. A run
+        that had finished returns its result. Needs this refiner's checkpointer; the task
+        comes from the checkpoint."""
+        try:
+            return await self._arun(None, _resumed_thread(thread_id), progress)
+        except RunInterrupted as exc:
+            exc.reraise()
+
+    def resume(self, thread_id: str, *, progress: bool = False) -> Result:
+        """`aresume` from sync code."""
+        work = self._arun(None, _resumed_thread(thread_id), progress)
+        try:
+            return run_sync(self._closing(work))
+        except RunInterrupted as exc:
+            exc.reraise()
+
+    async def _arun(self, task: str | Task | None, thread_id: str | None, progress: bool) -> Result:
+        task = None if task is None else _coerce_task(task)
         thread_id = _thread_id(thread_id)
         if progress:
             return await self._arun_shown(task, thread_id)
@@ -211,7 +229,7 @@ class Refiner:
             result: Result = state["result"]
             return result
 
-    async def _arun_shown(self, task: Task, thread_id: str | None) -> Result:
+    async def _arun_shown(self, task: Task | None, thread_id: str | None) -> Result:
         from redraft.progress import ProgressView, follow
 
         view = ProgressView(
@@ -292,9 +310,9 @@ class Refiner:
             await events.aclose()
 
     async def _astream(
-        self, task: str | Task, thread_id: str | None
+        self, task: str | Task | None, thread_id: str | None
     ) -> AsyncGenerator[Event, None]:
-        task = _coerce_task(task)
+        task = None if task is None else _coerce_task(task)
         thread_id = _thread_id(thread_id)
         async with AsyncExitStack() as stack:
             run = await self._prepare(stack, task, thread_id)
@@ -315,8 +333,16 @@ class Refiner:
                     with suppress(asyncio.CancelledError):
                         await running
 
-    async def _prepare(self, stack: AsyncExitStack, task: Task, thread_id: str | None) -> _Run:
-        """The graph and config of a run, and whether a checkpoint already holds it."""
+    async def _prepare(
+        self, stack: AsyncExitStack, task: Task | None, thread_id: str | None
+    ) -> _Run:
+        """The graph and config of a run, and whether a checkpoint already holds it; with no
+        `task`, the run `thread_id` holds is resumed."""
+        if task is None and not self.checkpointed:
+            raise ConfigError(
+                "resume needs the checkpoints of the run: make the Refiner with "
+                "checkpointer='runs.db' (the file the run was checkpointed to)"
+            )
         graph = self.graph
         if self._sqlite_path is not None:
             saver = await stack.enter_async_context(sqlite_checkpointer(self._sqlite_path))
@@ -328,8 +354,14 @@ class Refiner:
         config["configurable"] = {"thread_id": thread_id}
         snapshot = await graph.aget_state(config)
         if not snapshot.values:
+            if task is None:
+                where = f" in {self._sqlite_path}" if self._sqlite_path is not None else ""
+                raise ConfigError(
+                    f"no run with thread id '{thread_id}'{where}: check the id (it is "
+                    "Result.thread_id) and the checkpoint file"
+                )
             return _Run(graph, config, {"task": task})
-        if snapshot.values.get("task") != task:
+        if task is not None and snapshot.values.get("task") != task:
             raise ConfigError(
                 f"thread '{thread_id}' holds a run of a different task; "
                 "use a new thread_id for a new task"
@@ -608,6 +640,15 @@ def _batch_tasks(tasks: object) -> list[Task]:
         except ConfigError as exc:
             raise ConfigError(f"tasks[{index}]: {exc}") from None
     return todo
+
+
+def _resumed_thread(thread_id: object) -> str:
+    if isinstance(thread_id, str) and thread_id.strip():
+        return thread_id
+    raise ConfigError(
+        f"resume needs the thread id of a checkpointed run (Result.thread_id); got "
+        f"{shown(thread_id)}"
+    )
 
 
 def _thread_id(thread_id: object) -> str | None:

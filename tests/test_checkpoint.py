@@ -51,7 +51,8 @@ def wait_for(log: Path, line: str, process: subprocess.Popen[str], timeout: floa
     raise AssertionError(f"'{line}' never logged")
 
 
-def test_a_killed_run_resumes_without_redoing_finished_rounds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["resume", "resume-by-id"])
+def test_a_killed_run_resumes_without_redoing_finished_rounds(tmp_path: Path, how: str) -> None:
     db, log = tmp_path / "runs.db", tmp_path / "calls.log"
     crashing = start(db, log, "crash")
     wait_for(log, "waiting to be killed", crashing)
@@ -68,7 +69,7 @@ def test_a_killed_run_resumes_without_redoing_finished_rounds(tmp_path: Path) ->
         "waiting to be killed",
     ]
 
-    resumed = start(db, log, "resume")
+    resumed = start(db, log, how)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     after = log.read_text().splitlines()[len(before) :]
@@ -157,3 +158,24 @@ async def test_graph_streams_custom_events_when_driven_directly() -> None:
         )
     ]
     assert kinds == ["draft", "critique", "round", "edit", "critique", "round", "stop"]
+
+
+def test_resume_names_what_it_needs(tmp_path: Path) -> None:
+    plain = make_refiner(None, ScriptedModel([]), ScriptedModel([]))
+    with pytest.raises(ConfigError, match=r"checkpointer='runs\.db'"):
+        plain.resume("t")
+    checkpointed = make_refiner(tmp_path / "runs.db", ScriptedModel([]), ScriptedModel([]))
+    with pytest.raises(ConfigError, match=r"no run with thread id 'nope' in .*runs\.db"):
+        checkpointed.resume("nope")
+    with pytest.raises(ConfigError, match="thread id"):
+        checkpointed.resume("")  # type: ignore[arg-type]
+
+
+def test_resuming_a_finished_run_returns_its_result(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    first = make_refiner(db, ScriptedModel(["v1"]), ScriptedModel(["v0"])).run(
+        "task", thread_id="t"
+    )
+    actor, editor = ScriptedModel([]), ScriptedModel([])
+    assert make_refiner(db, editor, actor).resume("t") == first
+    assert actor.calls == [] and editor.calls == []

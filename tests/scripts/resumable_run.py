@@ -1,6 +1,6 @@
 """A checkpointed run that a test kills part-way and then resumes in a new process.
 
-    python resumable_run.py DB LOG PHASE   (PHASE: crash | resume)
+    python resumable_run.py DB LOG PHASE   (PHASE: crash | resume | resume-by-id)
 
 Every model and critic call is appended to LOG, so the test can see what was redone.
 In the crash phase the editor hangs when asked for the third draft, waiting to be killed.
@@ -52,5 +52,8 @@ refiner = Refiner(
     max_rounds=6,
     checkpointer=db,
 )
-result = refiner.run("count up", thread_id="job-1")
+if phase == "resume-by-id":  # the task comes from the checkpoint
+    result = refiner.resume("job-1")
+else:
+    result = refiner.run("count up", thread_id="job-1")
 print(result.model_dump_json())
