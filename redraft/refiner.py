@@ -122,8 +122,9 @@ class Refiner:
         self.critics = _critics(critics)
         self.editor = _agent(editor, "editor", "edit", LLMEditor, "LLMEditor()", "editor_model")
         models = _RoleModels(api_base)
-        # A task that brings its own draft needs no actor model, so that error waits.
-        actor_model = models.pick(model, self.actor, "actor", fallback=None, lazy=True)
+        # Every role resolves alike: with nothing configured each gets the same default (the
+        # local model, not loaded until called) or the same error.
+        actor_model = models.pick(model, self.actor, "actor", fallback=None)
         critic_default = models.pick(critic_model, self.critics, "critic", fallback=model)
         editor_default = models.pick(editor_model, self.editor, "editor", fallback=model)
         models.check_used()
@@ -524,13 +525,12 @@ class _RoleModels:
         role: str,
         *,
         fallback: ModelSpec | None,
-        lazy: bool = False,
     ) -> ChatModel | None:
         """The default model of a role; an error if an agent needs one and none is set."""
         chosen = spec if spec is not None else fallback
         members = agents if isinstance(agents, list) else [agents]
         needs_default = any(getattr(a, "model", False) is None for a in members)
-        if chosen is None and (lazy or not needs_default):
+        if chosen is None and not needs_default:
             chosen = os.environ.get(MODEL_ENV) or None
             if chosen is None:
                 return None

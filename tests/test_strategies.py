@@ -304,3 +304,13 @@ def test_a_tests_critic_stops_the_sandbox_it_started_and_can_start_another() -> 
     critic.close()
     assert critic.sandbox is not first  # a new one, on next use
     critic.close()
+
+
+def test_with_nothing_configured_every_role_gets_the_same_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REDRAFT_MODEL", raising=False)
+    monkeypatch.delenv("REDRAFT_API_BASE", raising=False)
+    agents = Refiner().agents
+    assert agents.actor_model is not None
+    assert agents.actor_model is agents.critic_model is agents.editor_model
