@@ -88,7 +88,9 @@ class SandboxLink:
         self.channel.stop(grace_s)
 
     def why_closed(self) -> str:
-        self.done.wait(5.0)
+        # The run is ending (its channel closed): wait for its result, which says how. On a
+        # loaded machine that can take seconds; the run's own deadline bounds it.
+        self.done.wait(self.timeout_s + 30)
         if self.errors and self.result is None:
             return str(self.errors[-1])
         result = self.result
