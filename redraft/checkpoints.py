@@ -34,6 +34,41 @@ def allow_state_types(checkpointer: BaseCheckpointSaver[Any]) -> BaseCheckpointS
     return checkpointer if with_allowlist is None else with_allowlist(state_types())
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_checkpoint_path(path: str | Path) -> Path:
+    """The embedded checkpointer's file, checked when a Refiner is built rather than at the
+    first run: its folder exists, and it is a new file or an SQLite database (a text file
+    that SQLite would take over is left alone)."""
+    db_path = Path(path).expanduser()
+    if db_path.is_dir():
+        raise ConfigError(
+            f"checkpointer {db_path} is a directory: give a file name, e.g. {db_path / 'runs.db'}"
+        )
+    parent = db_path.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"checkpointer {db_path}: folder {parent} does not exist; create it first "
+            f"(mkdir -p {parent}) or give another path"
+        )
+    try:
+        with db_path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return db_path
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read checkpointer {db_path}: {exc.strerror or exc}; give another path"
+        ) from None
+    if head and head != _SQLITE_MAGIC:
+        raise ConfigError(
+            f"{db_path} is not a redraft checkpoint database (not an SQLite file) and was left "
+            "as it is: give checkpointer= a new file name, e.g. 'runs.db'"
+        )
+    return db_path
+
+
 @asynccontextmanager
 async def sqlite_checkpointer(path: str | Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """The embedded checkpointer: one SQLite file, loading only redraft's own types."""
@@ -41,8 +76,10 @@ async def sqlite_checkpointer(path: str | Path) -> AsyncIterator[BaseCheckpointS
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     db_path = Path(path).expanduser()  # noqa: ASYNC240 - a stat call, once a run
-    if not db_path.parent.is_dir():
-        raise ConfigError(f"checkpoint folder does not exist: {db_path.parent}")
+    if not db_path.parent.is_dir():  # checked when built, but it may have gone since
+        raise ConfigError(
+            f"checkpoint folder does not exist: {db_path.parent}; create it or give another path"
+        )
     serde = JsonPlusSerializer(allowed_msgpack_modules=state_types())
     try:
         conn = await aiosqlite.connect(db_path)

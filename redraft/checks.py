@@ -6,6 +6,7 @@ otherwise surface rounds later as a TypeError deep in the loop, or never.
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -20,19 +21,46 @@ def shown(value: object) -> str:
 
 
 def whole_number(
-    name: str, value: object, *, minimum: int, optional: str = "", example: int | None = None
+    name: str,
+    value: object,
+    *,
+    minimum: int,
+    maximum: int | None = None,
+    optional: str = "",
+    example: int | None = None,
 ) -> int | None:
-    """`value` as an int of at least `minimum`; `None` passes when `optional` says what it
-    means ("no limit"). Floats, strings and bools are refused, not rounded."""
+    """`value` as an int of at least `minimum` (and at most `maximum`); `None` passes when
+    `optional` says what it means ("no limit"). Floats, strings and bools are refused, not
+    rounded."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         alternative = f" (or None for {optional})" if optional else ""
         raise ConfigError(
-            f"{name} must be a whole number of at least {minimum}{alternative}, "
+            f"{name} must be a whole number {bounds}{alternative}, "
             f"e.g. {name}={example if example is not None else max(minimum, 3)}; "
             f"got {shown(value)}"
         )
+    return value
+
+
+def flag(name: str, value: object) -> bool:
+    """A bool: `"no"` or `0` would otherwise be taken for true or false without a word."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False; got {shown(value)}")
+    return value
+
+
+def identifier(name: str, value: object, *, what: str) -> str:
+    """A Python name (not a keyword), such as a function's or a module's; `what` says which."""
+    if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
+        raise ConfigError(f"{name} must be the name of {what}, e.g. 'mean'; got {shown(value)}")
     return value
 
 

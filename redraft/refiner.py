@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
+import inspect
 import os
 import time
 import uuid
@@ -35,7 +37,7 @@ from redraft.agents.critics.function import CheckFunction, FunctionCritic
 from redraft.agents.critics.llm import LLMCritic
 from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS, PromptLibrary
-from redraft.checkpoints import allow_state_types, sqlite_checkpointer
+from redraft.checkpoints import allow_state_types, check_checkpoint_path, sqlite_checkpointer
 from redraft.checks import kind_of, shown, whole_number
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Agents, Operations
@@ -137,7 +139,7 @@ class Refiner:
         if isinstance(checkpointer, (str, Path)):
             if not str(checkpointer).strip():
                 raise ConfigError("checkpointer is an empty path: give a file such as 'runs.db'")
-            self._sqlite_path = Path(checkpointer)
+            self._sqlite_path = check_checkpoint_path(checkpointer)
         elif isinstance(checkpointer, BaseCheckpointSaver):
             saver = allow_state_types(checkpointer)
         elif checkpointer is not None:
@@ -568,7 +570,16 @@ def _agent(
             f"{role} must be an object with an async {method}() method such as {example}, "
             f"not {kind_of(agent)} {shown(agent)}{hint}"
         )
+    _check_async(getattr(agent, method), f"the {role}'s {method}()")
     return cast(T, agent)
+
+
+def _check_async(method: object, what: str) -> None:
+    """A role's method must be awaitable: a plain `def` would fail inside the run, at its
+    first call, as "object ... can't be used in 'await' expression"."""
+    function = inspect.unwrap(getattr(method, "__func__", method))  # type: ignore[arg-type]
+    if inspect.isfunction(function) and not inspect.iscoroutinefunction(function):
+        raise ConfigError(f"{what} is not async: the loop awaits it, so define it as async def")
 
 
 def _critics(critics: object) -> list[Critic]:
@@ -591,6 +602,7 @@ def _critic(critic: object, index: int) -> Critic:
             f"instance, e.g. {getattr(critic, '__name__', 'LLMCritic')}()"
         )
     if not is_class and isinstance(critic, Critic):
+        _check_async(critic.critique, f"critics[{index}].critique()")
         return critic
     if callable(critic):
         return FunctionCritic(critic)  # what a plain function among the critics means
@@ -631,7 +643,7 @@ def _batch_tasks(tasks: object) -> list[Task]:
         raise ConfigError(
             "batch takes a list of tasks, and got one task: use run(task), or batch([task])"
         )
-    if not isinstance(tasks, Iterable):
+    if not isinstance(tasks, Iterable) or isinstance(tasks, (bytes, bytearray)):
         raise ConfigError(f"batch takes a list of tasks, not {kind_of(tasks)} {shown(tasks)}")
     todo: list[Task] = []
     for index, task in enumerate(tasks):
@@ -732,6 +744,20 @@ def _strategy(strategy: object) -> Strategy:
     )
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """`**options` are Refiner's: a misspelt one is named with the option meant (a plain
+    TypeError would not say which options there are)."""
+    known = list(RefinerOptions.__annotations__)
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise ConfigError(
+                f"unknown option {name}=: {hint}the options are {', '.join(known)}, "
+                "thread_id and progress"
+            )
+
+
 def _prompts(prompts: object) -> PromptLibrary:
     if prompts is None:
         return DEFAULT_PROMPTS
@@ -779,6 +805,7 @@ async def arefine(
 ) -> Result:
     """Refine one task with a `Refiner` made from `options` (its keyword arguments)."""
     task = _coerce_task(task)  # a bad task is named before any model is looked at
+    _check_options(dict(options))
     return await Refiner(**options).arun(task, thread_id=thread_id, progress=progress)
 
 
@@ -795,4 +822,5 @@ def refine(
     `api_base`, `strategy`, ...); `progress=True` shows each step live.
     """
     task = _coerce_task(task)  # a bad task is named before any model is looked at
+    _check_options(dict(options))
     return Refiner(**options).run(task, thread_id=thread_id, progress=progress)

@@ -32,7 +32,7 @@ def read_text_file(path: str | Path, what: str) -> str:
     path = Path(path)
     try:
         # utf-8-sig: editors on Windows add a byte-order mark that is not part of the text.
-        return path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}: check the path") from None
     except IsADirectoryError:
@@ -48,6 +48,12 @@ def read_text_file(path: str | Path, what: str) -> str:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"cannot read {what} {path}: {reason}") from None
+    if "\x00" in text:  # valid UTF-8, but no text holds NUL: UTF-16, or a binary file
+        raise ConfigError(
+            f"{what} {path} holds NUL bytes, so it is not text (UTF-16, or a binary file?): "
+            "save it as UTF-8"
+        )
+    return text
 
 
 def load_rubric(path: str | Path) -> str | Rubric:
@@ -124,6 +130,8 @@ def _describe(path: Path, data: dict[Any, Any], exc: ValidationError) -> str:
         got = ", ".join(str(k) for k in (data.get("scale") or {}))
         return f"rubric file {path}: 'scale' must describe exactly the scores 1 to 5 (got {got})"
     got = _show(error.get("input"))
+    if key == "criteria" and error["type"] == "value_error":  # the validator: a blank one
+        return f"rubric file {path}: 'criteria' holds an empty criterion: fill it in or drop it"
     if key == "criteria" and len(loc) > 1:
         return f"rubric file {path}: 'criteria' item {int(loc[1]) + 1} must be a string (got {got})"
     if key == "scale" and len(loc) > 2:  # a bad key: ('scale', key, '[key]')
@@ -142,7 +150,8 @@ def _kind(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return "a string"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
 
 
 def _show(value: Any) -> str:

@@ -46,6 +46,13 @@ else:
         """
 
         def __call__(cls, *args, **kwargs):
+            if args:  # pydantic's TypeError names BaseModel.__init__, not the fields
+                first = next(iter(cls.model_fields), "field")
+                raise ConfigError(
+                    f"{cls.__name__} takes its fields by name, e.g. "
+                    f"{cls.__name__}({first}={_shown(args[0])}); its fields are "
+                    f"{', '.join(cls.model_fields)}"
+                )
             try:
                 return super().__call__(*args, **kwargs)
             except ValidationError as exc:
@@ -144,12 +151,24 @@ class Rubric(_Input):
     @field_validator("pass_score", mode="before")
     @classmethod
     def _pass_score_on_the_scale(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool) and not 1 <= value <= 5:
+        if isinstance(value, bool):  # pydantic would take True for 1
+            raise ValueError(
+                f"pass_score is the lowest passing score on the 1-5 scale: give 1, 2, 3, 4 "
+                f"or 5 (got {value!r})"
+            )
+        if isinstance(value, int | float) and not 1 <= value <= 5:
             raise ValueError(
                 f"pass_score is the lowest passing score on the 1-5 scale: give 1, 2, 3, 4 "
                 f"or 5 (got {value!r})"
             )
         return value
+
+    @field_validator("criteria")
+    @classmethod
+    def _criteria_not_empty(cls, criteria: list[str]) -> list[str]:
+        if any(not criterion.strip() for criterion in criteria):
+            raise ValueError("a criterion is empty: write what it asks for, or drop it")
+        return criteria
 
     @field_validator("scale")
     @classmethod
@@ -176,6 +195,17 @@ class Task(_Input):
     def _instruction_not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("the task is empty: give an instruction saying what to produce")
+        return value
+
+    @field_validator("draft")
+    @classmethod
+    def _draft_not_empty(cls, value: str | None) -> str | None:
+        # An empty draft would be judged as the first round (an empty edit never is).
+        if value is not None and not value.strip():
+            raise ValueError(
+                "draft is empty: give the draft to refine, or leave draft unset for the actor "
+                "to write one"
+            )
         return value
 
     @classmethod

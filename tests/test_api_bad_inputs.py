@@ -23,6 +23,7 @@ from redraft import (
     ScriptedModel,
     Task,
     TestsCritic,
+    TestSuite,
     arefine,
     refine,
 )
@@ -48,6 +49,27 @@ def refiner(**options: Any) -> Refiner:
 
 def never_called(text: str) -> bool:
     raise AssertionError("a refused configuration must not run")
+
+
+CHECK_SOURCE = "def check(candidate):\n    assert candidate([1, 3]) == 2\n"
+
+
+class SyncActor:
+    def draft(self, task: Task, ctx: object) -> str:  # a plain def: the loop awaits it
+        return "a draft"
+
+
+class SyncEditor:
+    def edit(self, *args: object, **kwargs: object) -> str:
+        return "an edit"
+
+
+class SyncCritic:
+    name = "sync"
+    weight = 1.0
+
+    def critique(self, draft: object, task: object, ctx: object) -> None:
+        return None
 
 
 # (case id, what to build, fragments the one-line message must hold: the field and the fix)
@@ -253,6 +275,115 @@ BAD: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
         lambda: Refiner(model(), critics=[LLMCritic("anthropic/claude-3-5-haiku-latest")]),
         ("missing API key", "ANTHROPIC_API_KEY"),
     ),
+    # -- found by an adversarial pass ------------------------------------------------------------
+    (
+        "refine misspelt option",
+        lambda: refine("x", model=model(), max_round=3),
+        ("unknown option max_round=", "did you mean max_rounds=?"),
+    ),
+    (
+        "arefine misspelt option",
+        lambda: asyncio.run(arefine("x", model=model(), treshold=0.5)),
+        ("unknown option treshold=", "did you mean threshold=?"),
+    ),
+    (
+        "model class",
+        lambda: Refiner(ScriptedModel),  # type: ignore[arg-type]
+        ("the class ScriptedModel", "pass an instance"),
+    ),
+    ("model empty", lambda: Refiner(""), ("model is an empty string", "REDRAFT_MODEL")),
+    ("model blank", lambda: Refiner("  "), ("model is an empty string",)),
+    (
+        "critic model class",
+        lambda: LLMCritic(ScriptedModel),  # type: ignore[arg-type]
+        ("the class ScriptedModel",),
+    ),
+    (
+        "api_base credentials",
+        lambda: Refiner("openai/m", api_base="http://user:secret@localhost:8000/v1"),
+        ("api_base", "user name or password", "OPENAI_API_KEY"),
+    ),
+    (
+        "checkpointer dir",
+        lambda: refiner(checkpointer=Path(__file__).parent),
+        ("is a directory", "give a file name"),
+    ),
+    (
+        "checkpointer no folder",
+        lambda: refiner(checkpointer="/nonexistent/dir/runs.db"),
+        ("does not exist", "create it first"),
+    ),
+    ("prompts empty", lambda: refiner(prompts=""), ("prompts is an empty path",)),
+    ("prompts a file", lambda: refiner(prompts=__file__), ("is a file", "folder")),
+    ("actor sync", lambda: Refiner(model(), actor=SyncActor()), ("draft() is not async",)),  # type: ignore[arg-type]
+    ("editor sync", lambda: Refiner(model(), editor=SyncEditor()), ("edit() is not async",)),  # type: ignore[arg-type]
+    (
+        "critic sync",
+        lambda: Refiner(model(), critics=[SyncCritic()]),  # type: ignore[list-item]
+        ("critics[0].critique() is not async", "async def"),
+    ),
+    (
+        "function three args",
+        lambda: FunctionCritic(lambda a, b, c: True),
+        ("needs 3 arguments", "fn(text) or fn(text, task)"),
+    ),
+    (
+        "function in_thread str",
+        lambda: FunctionCritic(len, in_thread="no"),  # type: ignore[arg-type]
+        ("in_thread", "True or False", "'no'"),
+    ),
+    (
+        "llm use_reference str",
+        lambda: LLMCritic(use_reference="no"),  # type: ignore[arg-type]
+        ("use_reference", "True or False"),
+    ),
+    ("llm criteria blank", lambda: LLMCritic(criteria=["short", " "]), ("criteria", "each")),
+    (
+        "tests entry_point keyword",
+        lambda: TestsCritic(CHECK_SOURCE, entry_point="class"),
+        ("entry_point", "name of the function", "'class'"),
+    ),
+    (
+        "tests entry_point not a name",
+        lambda: TestsCritic(CHECK_SOURCE, entry_point="my func"),
+        ("entry_point", "'my func'"),
+    ),
+    (
+        "tests memory huge",
+        lambda: TestsCritic(TESTS_SOURCE, memory_mb=10**20),
+        ("memory_mb", "from 16 to 1048576"),
+    ),
+    ("tests module empty", lambda: TestsCritic(TESTS_SOURCE, module=""), ("module", "''")),
+    (
+        "tests module not a name",
+        lambda: TestsCritic(TESTS_SOURCE, module=["mean", "my module"]),
+        ("module", "'my module'"),
+    ),
+    (
+        "tests plugin missing",
+        lambda: TestsCritic(TESTS_SOURCE, pytest_plugins=["no_such_pytest_plugin"]),
+        ("pytest plugin 'no_such_pytest_plugin' is not installed", "pytest_plugins"),
+    ),
+    (
+        "tests case not a mapping",
+        lambda: TestSuite.from_cases([{"input": "1", "output": "1"}, 3]),  # type: ignore[list-item]
+        ("invalid I/O case 2", "not a mapping"),
+    ),
+    (
+        "tests nul byte",
+        lambda: TestsCritic("def test_x():\n    assert '\x00'\n"),
+        ("null bytes",),
+    ),
+    (
+        "task positional",
+        lambda: Task("Write a haiku"),  # type: ignore[misc]
+        ("Task takes its fields by name", "Task(instruction='Write a haiku')"),
+    ),
+    ("rubric positional", lambda: Rubric("be brief"), ("Rubric(description='be brief')",)),  # type: ignore[misc]
+    ("task draft empty", lambda: Task(instruction="x", draft=""), ("draft is empty",)),
+    ("rubric pass_score bool", lambda: Rubric(pass_score=True), ("pass_score", "got True")),
+    ("rubric criterion blank", lambda: Rubric(criteria=["ok", ""]), ("a criterion is empty",)),
+    ("batch bytes", lambda: refiner().batch(b"abc"), ("batch takes a list of tasks", "bytes")),  # type: ignore[arg-type]
 ]
 
 
@@ -397,3 +528,74 @@ def test_results_keep_round_tripping_with_an_optional_final() -> None:
     failed = Result.failed(Task(instruction="t"), "actor down", wall_time_s=0.5)
     assert failed.final is None and failed.text == "" and failed.score == 0.0
     assert Result.model_validate_json(failed.model_dump_json()) == failed
+
+
+# -- refused when built, where the check needs files -----------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"x", b"my notes\n" * 50])
+def test_a_checkpointer_file_that_is_not_a_database_is_refused_and_kept(
+    tmp_path: Path, content: bytes
+) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_bytes(content)  # SQLite took over a 1-byte file at the first run
+    with pytest.raises(ConfigError, match="not a redraft checkpoint database") as caught:
+        refiner(checkpointer=notes)
+    assert "\n" not in str(caught.value) and "new file name" in str(caught.value)
+    assert notes.read_bytes() == content
+
+
+def test_a_broken_prompt_template_is_refused_when_built(tmp_path: Path) -> None:
+    (tmp_path / "editor_system.md").write_text("{% if %}broken", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"editor_system\.md:1: .*fix the template"):
+        refiner(prompts=tmp_path)
+
+
+def test_a_tests_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    file = tmp_path / "test_mean.py"
+    file.write_bytes(b"\xef\xbb\xbf" + TESTS_SOURCE.encode())  # as Windows editors save it
+    assert TestsCritic(file).suite.names == ("test_mean",)
+
+
+MEMORY_BAD: list[tuple[str, Callable[[Any], object], tuple[str, ...]]] = [
+    ("path int", lambda memory: type(memory)(5), ("path must be the path", "memory.db")),
+    ("model int", lambda memory: type(memory)(memory.path, 5), ("model must be",)),
+    ("model empty", lambda memory: type(memory)(memory.path, " "), ("model is empty",)),
+    ("read_only str", lambda memory: type(memory)(memory.path, read_only="yes"), ("read_only",)),
+    ("add tags str", lambda memory: memory.add("t", "p", tags="poem"), ("tags=['poem']",)),
+    ("add kind blank", lambda memory: memory.add("t", "p", kind=" "), ("kind is empty",)),
+    ("add tag blank", lambda memory: memory.add("t", "p", tags=["a", ""]), ("empty tag",)),
+    ("search k str", lambda memory: memory.search("q", "5"), ("k must be at least 1", "'5'")),
+    ("search query int", lambda memory: memory.search(5), ("the query must be a string",)),
+    (
+        "search min_score nan",
+        lambda memory: memory.search("q", min_score=float("nan")),
+        ("min_score", "from -1 to 1"),
+    ),
+    ("records limit str", lambda memory: list(memory.records(limit="5")), ("limit", "'5'")),
+    ("get int", lambda memory: memory.get(5), ("id is a string",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "fragments"), [c[1:] for c in MEMORY_BAD], ids=[c[0] for c in MEMORY_BAD]
+)
+def test_a_bad_memory_value_is_one_line_naming_the_fix(
+    tmp_path: Path, call: Callable[[Any], object], fragments: tuple[str, ...]
+) -> None:
+    from redraft.memory import CorrectionMemory
+
+    # Each is refused before any embedding model loads.
+    with CorrectionMemory(tmp_path / "m.db") as memory, pytest.raises(ConfigError) as caught:
+        call(memory)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_a_huge_records_limit_is_no_limit(tmp_path: Path) -> None:
+    from redraft.memory import CorrectionMemory
+
+    with CorrectionMemory(tmp_path / "m.db") as memory:
+        assert list(memory.records(limit=10**30)) == []  # was "unreadable (datatype mismatch)"

@@ -121,7 +121,7 @@ CASES: dict[str, Case] = {
         fix="greater than or equal to 0",
     ),
     "refine-max-tokens-zero": case("refine $M --max-tokens 0 hi", fix="greater than or equal to 1"),
-    "refine-max-cost-negative": case("refine $M --max-cost -1 hi", fix="of at least 0"),
+    "refine-max-cost-negative": case("refine $M --max-cost -1 hi", fix="above 0"),
     "refine-max-cost-nan": case("refine $M --max-cost nan hi", fix="not a number"),
     "refine-max-cost-inf": case(
         "refine $M --max-cost inf hi",
@@ -337,6 +337,58 @@ CASES: dict[str, Case] = {
         fix="create it first",
         not_made=("nodir",),
     ),
+    # -- found by an adversarial pass: refused in one line, before any run -----------------------
+    "refine-task-file-nul": case("refine $M @nul.txt", fix="save it as UTF-8", absent=("codec",)),
+    "refine-stdin-nul": case("refine $M", fix="send it as UTF-8", stdin=b"Write\x00 a haiku"),
+    "refine-rubric-nul": case("refine $M --rubric nul.txt hi", fix="NUL bytes"),
+    "refine-context-utf16": case("refine $M --context utf16.txt hi", fix="UTF-16"),
+    "refine-max-cost-zero": case(
+        "refine $M --max-cost 0 hi",
+        fix="above 0",
+        absent=("max_cost_usd", "at least 0"),
+    ),
+    "refine-api-base-credentials": case(
+        "refine $M --api-base http://user:secret@localhost:8000/v1 hi",
+        fix="drop them",
+    ),
+    "refine-rubric-a-number": case("refine $M --rubric number.yaml hi", fix="not an int"),
+    "refine-rubric-blank-criterion": case(
+        "refine $M --rubric blank_criterion.yaml hi",
+        fix="fill it in or drop it",
+    ),
+    "code-api-base-credentials": case(
+        "code $M -t ok_test.py --api-base http://user@localhost:8000/v1 hi",
+        fix="drop them",
+    ),
+    "code-tests-nul": case("code $M -t nul_test.py hi", fix="null bytes", absent=("line None",)),
+    "code-cases-not-mappings": case(
+        "code $M -t numbers.json hi",
+        fix="write each case as {input: ..., output: ...}",
+        absent=("IOCase", "(:"),
+    ),
+    "code-cases-missing-output-named": case("code $M -t no_output.json hi", fix="I/O case 2"),
+    "code-memory-mb-huge": case(
+        "code $M -t ok_test.py --memory-mb 99999999999999999999 hi",
+        fix="less than or equal to 1048576",
+    ),
+    "code-entry-point-keyword": case(
+        "code $M -t check_test.py --entry-point class hi",
+        fix="function name",
+    ),
+    "memory-add-empty-kind": case(
+        "memory add --task t --problem p --kind ''", fix="--kind is empty"
+    ),
+    "memory-add-empty-tag": case("memory add --task t --problem p --tag ' '", fix="--tag is empty"),
+    "memory-add-empty-critic": case(
+        "memory add --task t --problem p --critic ''",
+        fix="--critic is empty",
+    ),
+    "memory-list-empty-kind": case("memory list --kind ''", fix="--kind is empty"),
+    "memory-search-empty-tag": case("memory search q --tag ''", fix="--tag is empty"),
+    "memory-import-not-json": case(
+        "memory import not_json.jsonl",
+        fix="as `redraft memory export` writes them",
+    ),
 }
 
 
@@ -389,6 +441,19 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (work / "mapping.json").write_text('{"input": "1"}', encoding="utf-8")
     (work / "ok_test.py").write_text("def test_one():\n    assert True\n", encoding="utf-8")
     (work / "broken.jsonl").write_text('{"task": "t"}\n', encoding="utf-8")
+    (work / "not_json.jsonl").write_text("task: t\n", encoding="utf-8")
+    (work / "nul.txt").write_bytes(b"Write a haiku\x00\x00")
+    (work / "utf16.txt").write_bytes("Notes".encode("utf-16-le"))  # no BOM: UTF-8 with NULs
+    (work / "nul_test.py").write_bytes(b"def test_one():\n    assert True\x00\n")
+    (work / "check_test.py").write_text(
+        "def check(candidate):\n    assert candidate() == 1\n", encoding="utf-8"
+    )
+    (work / "numbers.json").write_text("[1, 2]", encoding="utf-8")
+    (work / "no_output.json").write_text(
+        '[{"input": "1", "output": "1"}, {"input": "2"}]', encoding="utf-8"
+    )
+    (work / "number.yaml").write_text("42\n", encoding="utf-8")
+    (work / "blank_criterion.yaml").write_text("criteria: [short, '']\n", encoding="utf-8")
     with sqlite3.connect(work / "foreign.db") as db:
         db.execute("CREATE TABLE other (x)")
     db.close()
@@ -586,6 +651,15 @@ def test_reading_commands_never_load_the_model_nor_create_a_file(
     assert code == 0 and json.loads(out)["corrections"] == 1
     code, out, _ = run(capsys, ["memory", "show", "--db", str(files / "ro.db"), STORED_ID[:6]])
     assert code == 0 and f"id: {STORED_ID}" in out
+
+
+def test_a_limit_beyond_sqlite_integers_lists_everything(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was reported as an unreadable memory ("restore it from a backup") for SQLite's overflow.
+    code, out, err = run(capsys, ["memory", "list", "--db", "ro.db", "--limit", "9" * 25])
+    assert code == 0 and err == ""
+    assert out.startswith(STORED_ID[:8])
 
 
 def test_loading_the_model_prints_no_progress_bars(

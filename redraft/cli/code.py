@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ import typer
 
 from redraft.agents.critics.base import Critic
 from redraft.agents.critics.llm import LLMCritic
-from redraft.agents.critics.tests import TestsCritic, TestSuite, extract_code
+from redraft.agents.critics.tests import MAX_MEMORY_MB, TestsCritic, TestSuite, extract_code
 from redraft.agents.editor import LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS
 from redraft.cli.commands import _run, app, interruptible
@@ -106,7 +107,8 @@ def code(
         ),
     ] = 5.0,
     memory_mb: Annotated[
-        int, typer.Option(min=16, metavar="MB", help="Memory limit of the code.")
+        int,
+        typer.Option(min=16, max=MAX_MEMORY_MB, metavar="MB", help="Memory limit of the code."),
     ] = 512,
     memory: MemoryOption = False,
     memory_db: MemoryDbOption = None,
@@ -118,7 +120,9 @@ def code(
     with interruptible():
         if sandbox not in NAMES:
             raise typer.BadParameter(f"choose one of {', '.join(NAMES)}", param_hint="--sandbox")
-        if entry_point is not None and not entry_point.isidentifier():
+        if entry_point is not None and (
+            not entry_point.isidentifier() or keyword.iskeyword(entry_point)
+        ):
             raise typer.BadParameter(
                 f"{entry_point!r} is not a Python function name: give the name of the "
                 "function that check(candidate) receives",

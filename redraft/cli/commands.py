@@ -168,9 +168,11 @@ def refine(
     max_cost: Annotated[
         float | None,
         typer.Option(
-            parser=number_in(0.0, example="0.50", unlimited="leave --max-cost out for no limit"),
+            parser=number_in(
+                0.0, above=True, example="0.50", unlimited="leave --max-cost out for no limit"
+            ),
             metavar="USD",
-            help="Cost budget for the whole run (USD, at least 0).",
+            help="Cost budget for the whole run (USD, above 0).",
             show_default=False,
         ),
     ] = None,

@@ -48,16 +48,22 @@ def _read_stdin() -> str:
     try:
         if raw is not None:
             data: bytes = raw.read()
-            return data.decode("utf-8-sig").replace("\r\n", "\n")
-        text: str = sys.stdin.read()
-        text.encode("utf-8")  # lone surrogates: bytes that were not UTF-8
-        return text
+            text = data.decode("utf-8-sig").replace("\r\n", "\n")
+        else:
+            text = sys.stdin.read()
+            text.encode("utf-8")  # lone surrogates: bytes that were not UTF-8
     except UnicodeError as exc:
         where = f" (bad byte at offset {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
         raise ConfigError(
             f"the task on stdin is not UTF-8 text{where}: send it as UTF-8 "
             "(e.g. through iconv -t UTF-8), or give it as @FILE"
         ) from None
+    if "\x00" in text:  # valid UTF-8, but no text holds NUL: UTF-16, or binary data
+        raise ConfigError(
+            "the task on stdin holds NUL bytes, so it is not text (UTF-16, or binary data?): "
+            "send it as UTF-8 (e.g. through iconv -t UTF-8), or give it as @FILE"
+        )
+    return text
 
 
 def read_optional(path: Path | None, what: str) -> str | None:

@@ -118,6 +118,15 @@ def _given(value: str, flag: str, what: str) -> None:
         raise ConfigError(f"{flag} is empty: say {what}")
 
 
+def _names_given(kind: str | None, critic: str | None, tags: list[str] | None) -> None:
+    """--kind, --critic and --tag, when given, name something: an empty one would be filed
+    under "" (add) or match nothing (search, list), without a word."""
+    named = [("--kind", kind), ("--critic", critic), *(("--tag", tag) for tag in tags or [])]
+    for flag, value in named:
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag} is empty: give a name, or leave the option out")
+
+
 @app.command()
 def add(
     task: Annotated[str, typer.Option(help="The task the correction is about.")],
@@ -139,6 +148,7 @@ def add(
     """Add a correction (a near-identical one is counted instead of stored twice)."""
     _given(task, "--task", "which task the correction is about")
     _given(problem, "--problem", "what was wrong")
+    _names_given(kind, critic, tag)
     with _opened(db, model) as memory:
         before = len(memory)
         record = memory.add(
@@ -182,6 +192,7 @@ def search(
 ) -> None:
     """Corrections most similar to QUERY, above the relevance threshold."""
     _given(query, "QUERY", "what to look for")
+    _names_given(kind, critic, tag)
     with _opened(db, model, read_only=True) as memory:
         hits = memory.search(
             query, k, min_score=min_score, kind=kind, critic=critic, tags=tag or []
@@ -205,6 +216,7 @@ def list_(
     json_output: Json = False,
 ) -> None:
     """List corrections, newest first."""
+    _names_given(kind, critic, tag)
     with _opened(db, read_only=True) as memory:
         records = list(memory.records(kind=kind, critic=critic, tags=tag or [], limit=limit))
     if json_output:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 import typer
 
 
-def _bounds(low: float | None, high: float | None) -> str:
+def _bounds(low: float | None, high: float | None, above: bool) -> str:
+    if low is not None and above:
+        return f"above {low:g}"
     if low is not None and high is not None:
         return f"in {low:g}..{high:g}"
     if low is not None:
@@ -29,13 +31,15 @@ def number_in(
     *,
     example: str,
     unlimited: str | None = None,
+    above: bool = False,
 ) -> Callable[[object], float]:
-    """A typer `parser=` for a finite float in low..high (either bound may be open-ended).
+    """A typer `parser=` for a finite float in low..high (either bound may be open-ended;
+    with `above`, `low` itself is excluded).
 
     `example` is a good value to suggest; `unlimited` says how to ask for no limit, for
     options where someone may type `inf` meaning "no limit".
     """
-    wanted = f"a number {_bounds(low, high)}, e.g. {example}"
+    wanted = f"a number {_bounds(low, high, above)}, e.g. {example}"
 
     def parse(value: object) -> float:
         if isinstance(value, float | int) and not isinstance(value, bool):
@@ -51,7 +55,8 @@ def number_in(
         if math.isinf(number):
             hint = f" ({unlimited})" if unlimited else ""
             raise typer.BadParameter(f"{number} is not a finite number: give {wanted}{hint}")
-        if (low is not None and number < low) or (high is not None and number > high):
+        too_low = low is not None and (number <= low if above else number < low)
+        if too_low or (high is not None and number > high):
             raise typer.BadParameter(f"{number:g} is out of range: give {wanted}")
         return number
 

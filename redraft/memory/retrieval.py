@@ -15,6 +15,7 @@ from typing import IO, Any
 import numpy as np
 from pydantic import ValidationError
 
+from redraft.checks import flag, kind_of, number, shown, whole_number
 from redraft.errors import ConfigError, EmbeddingModelMismatch, MemoryFileError
 from redraft.memory.embedder import Embedder, Vectors
 from redraft.memory.index import APPROX_ABOVE, VectorIndex
@@ -61,6 +62,22 @@ class CorrectionMemory:
     ) -> None:
         if not 0.0 <= min_score <= 1.0 or not 0.0 < duplicate_score <= 1.0:
             raise ConfigError("min_score and duplicate_score are cosine similarities in 0..1")
+        if path is not None and not isinstance(path, (str, Path)):
+            raise ConfigError(
+                "path must be the path of the memory's database file (e.g. 'memory.db'), or "
+                f"None for the default one; got {kind_of(path)} {shown(path)}"
+            )
+        if not isinstance(model, (str, Path, Embedder)) and model is not None:
+            raise ConfigError(
+                "model must be a sentence-transformers model name or folder, or an Embedder; "
+                f"got {kind_of(model)} {shown(model)}"
+            )
+        if isinstance(model, str) and not model.strip():
+            raise ConfigError(
+                "model is empty: give a sentence-transformers model name or folder, or leave "
+                "it None for the memory's own"
+            )
+        flag("read_only", read_only)
         self.min_score = min_score
         self.duplicate_score = duplicate_score
         self.read_only = read_only
@@ -135,6 +152,15 @@ class CorrectionMemory:
         run_id: str | None = None,
     ) -> Correction:
         """Store one correction, or count it on a near-identical one; returns what is stored."""
+        for name, names in (("tags", tags), ("models", models)):
+            if isinstance(names, str):
+                raise ConfigError(f"{name} must be a list of strings, e.g. {name}=[{names!r}]")
+        tags = list(tags)
+        for name, value in (("kind", kind), ("critic", critic)):
+            if isinstance(value, str) and not value.strip():
+                raise ConfigError(f"{name} is empty: give a name, or leave it None")
+        if any(isinstance(tag, str) and not tag.strip() for tag in tags):
+            raise ConfigError(f"tags holds an empty tag: give each tag a name; got {shown(tags)}")
         try:
             record = Correction(
                 task=task,
@@ -224,6 +250,10 @@ class CorrectionMemory:
         return self._find(record_id)[1]
 
     def _find(self, record_id: str) -> tuple[int, Correction]:
+        if not isinstance(record_id, str):
+            raise ConfigError(
+                f"a correction's id is a string (or its first letters); got {shown(record_id)}"
+            )
         prefix = record_id.strip()
         if len(prefix) < 4:
             raise ConfigError("give at least 4 characters of a correction's id")
@@ -243,6 +273,7 @@ class CorrectionMemory:
         limit: int | None = None,
     ) -> Iterator[Correction]:
         """Stored corrections, newest first."""
+        whole_number("limit", limit, minimum=0, optional="no limit", example=50)
         return self._store.records(kind=kind, critic=critic, tags=tags, limit=limit)
 
     def stats(self) -> dict[str, Any]:
@@ -264,8 +295,18 @@ class CorrectionMemory:
     ) -> list[Hit]:
         """The `k` corrections most similar to `query` at or above the relevance threshold,
         best first, near-duplicates shown once. Filters: task kind, critic, tags (all of)."""
-        if k < 1:
-            raise ConfigError("k must be at least 1")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be at least 1, a whole number such as k=5; got {shown(k)}")
+        number(
+            "min_score",
+            min_score,
+            minimum=-1.0,
+            maximum=1.0,
+            meaning="a cosine similarity",
+            optional="the memory's own",
+        )
+        if not isinstance(query, str):
+            raise ConfigError(f"the query must be a string; got {kind_of(query)} {shown(query)}")
         if not query.strip():
             raise ConfigError("the query is empty: say what to look for")
         vector = self._embed([query])[0]
@@ -349,15 +390,18 @@ class CorrectionMemory:
     def import_jsonl(self, lines: Iterable[str], *, batch: int = 256) -> tuple[int, int]:
         """Add corrections from JSON lines; returns (lines read, records now stored anew).
         Ids already in the memory are skipped, near-identical lessons merged."""
+        if isinstance(lines, str):  # the whole text, not its lines
+            lines = lines.splitlines()
         read, pending, before = 0, [], len(self)
-        for number, line in enumerate(lines, 1):
+        for line_number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 pending.append(Correction.model_validate_json(line))
             except ValidationError as exc:
                 raise ConfigError(
-                    f"line {number} is not a correction: {_first_error(exc)}"
+                    f"line {line_number} is not a correction ({_first_error(exc)}): give one "
+                    "JSON object per line, as `redraft memory export` writes them"
                 ) from None
             read += 1
             if len(pending) >= batch:

@@ -34,6 +34,7 @@ APPLICATION_ID = 0x72647266  # "rdrf" in the SQLite header marks the file as our
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_MAX_ROWS = 2**63 - 1  # SQLite's largest integer
 _MEMORY_ENV = "REDRAFT_MEMORY"
 
 _SCHEMA = """
@@ -356,7 +357,9 @@ class Store:
         where, params = _filters(kind, critic, tags)
         query = f"SELECT {_COLUMNS} FROM corrections WHERE {where} ORDER BY seq DESC"
         if limit is not None:
-            query += f" LIMIT {int(limit)}"
+            # SQLite's LIMIT is a 64-bit integer: a larger one (asking for all) would fail
+            # as a "datatype mismatch", which reads as a damaged file.
+            query += f" LIMIT {min(int(limit), _MAX_ROWS)}"
         with self.reading() as db:
             rows = db.execute(query, params).fetchall()
         for row in rows:

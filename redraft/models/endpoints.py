@@ -57,6 +57,12 @@ def _url_problem(url: str) -> str | None:
         return "it must start with http:// or https://"
     if not parts.hostname:
         return "it names no host"
+    if parts.username is not None or parts.password is not None:
+        # aiohttp refuses them next to the key's header, and the refusal is retried as a 500.
+        return (
+            "it holds a user name or password: drop them and set the server's key in its "
+            "provider's variable, e.g. OPENAI_API_KEY"
+        )
     if port == 0:
         return "port 0 is not a server's port"
     return None

@@ -43,6 +43,11 @@ def resolve_model(
     """
     if api_base is not None:
         api_base = check_api_base(api_base)
+    if isinstance(spec, type):  # the class itself: its attributes pass the protocol check
+        raise ConfigError(
+            f"model is the class {spec.__name__}: pass an instance, e.g. {spec.__name__}(...), "
+            "or a model string such as 'openai/gpt-4o-mini'"
+        )
     if spec is not None and not isinstance(spec, str):
         if isinstance(spec, ChatModel):
             if api_base:
@@ -68,6 +73,11 @@ def resolve_model(
                 )
             return shared_local_model(DEFAULT_LOCAL_MODEL, is_default=True)
     spec = spec.strip()
+    if not spec:
+        raise ConfigError(
+            "model is an empty string: give a LiteLLM model string such as "
+            f"'openai/gpt-4o-mini', or leave it None for ${env_var}"
+        )
     if spec.startswith(LOCAL_PREFIX):
         if api_base:
             raise ConfigError(

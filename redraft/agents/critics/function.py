@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Union
 
 from redraft.agents.base import AgentContext
-from redraft.checks import kind_of, number, shown
+from redraft.checks import flag, kind_of, number, shown
 from redraft.errors import ConfigError
 from redraft.types import Critique, Draft, Issue, Task
 
@@ -48,6 +48,13 @@ class FunctionCritic:
                 f"FunctionCritic's function {getattr(fn, '__name__', fn)!s} takes no "
                 "arguments: it is called as fn(text) or fn(text, task)"
             )
+        required = _required_arity(fn)
+        if required > 2:
+            raise ConfigError(
+                f"FunctionCritic's function {getattr(fn, '__name__', fn)!s} needs {required} "
+                "arguments: it is called as fn(text) or fn(text, task); give the others defaults"
+            )
+        flag("in_thread", in_thread)
         self.fn = fn
         self._name = name or getattr(fn, "__name__", "function").strip("<>") or "function"
         self.pass_score = pass_score
@@ -107,6 +114,16 @@ class FunctionCritic:
             feedback=feedback,
             issues=[Issue(problem=feedback)] if feedback and not passed else [],
         )
+
+
+def _required_arity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments a call must pass (those without a default)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional and p.default is inspect.Parameter.empty for p in parameters)
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from redraft.agents.base import AgentContext, optional_model, rubric_of
 from redraft.agents.structured import StructuredAnswerError, ask_structured
-from redraft.checks import kind_of, number, shown, text
+from redraft.checks import flag, kind_of, number, shown, text
 from redraft.errors import ConfigError, ModelError
 from redraft.models.base import ChatModel, ModelSettings, system, user
 from redraft.types import Critique, Draft, Issue, Rubric, Task, Usage
@@ -50,9 +50,13 @@ class LLMCritic:
                 f"rubric must be a text or a redraft.Rubric, not {kind_of(rubric)} {shown(rubric)}"
             )
         if criteria is not None and (
-            isinstance(criteria, str) or not all(isinstance(c, str) for c in criteria)
+            isinstance(criteria, str) or not all(isinstance(c, str) and c.strip() for c in criteria)
         ):
-            raise ConfigError(f"criteria must be a list of strings; got {shown(criteria)}")
+            raise ConfigError(
+                f"criteria must be a list of strings, each saying what it asks for; got "
+                f"{shown(criteria)}"
+            )
+        flag("use_reference", use_reference)
         if pass_score is not None and (
             isinstance(pass_score, bool)
             or not isinstance(pass_score, int)

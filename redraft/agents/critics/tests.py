@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import importlib.machinery
+import importlib.util
 import os
 import re
 import sys
@@ -35,7 +36,7 @@ from redraft.agents.critics.judge.run import (
     judge_pytest,
 )
 from redraft.agents.prompts import PromptLibrary
-from redraft.checks import kind_of, number, one_of, shown, text, whole_number
+from redraft.checks import identifier, kind_of, number, one_of, shown, text, whole_number
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, Sandbox, SandboxError
 from redraft.sandboxes.choose import NAMES as SANDBOX_NAMES
@@ -45,6 +46,8 @@ from redraft.types import Critique, Draft, Issue, Task
 TestKind = Literal["auto", "functions", "asserts", "check", "io"]
 TEST_KINDS = ("auto", "functions", "asserts", "check", "io")
 TESTS = "test_solution.py"
+# The most memory a run may be given: 1 TiB (more overflows the limit the sandbox sets).
+MAX_MEMORY_MB = 1 << 20
 # A one-line `tests` string with one of these endings names a file rather than holding tests.
 _PATH_LIMIT = 4096  # PATH_MAX on Linux
 _FILE_SUFFIXES = (".py", ".json", ".yaml", ".yml")
@@ -138,10 +141,13 @@ class TestSuite:
     ) -> TestSuite:
         try:
             tree = ast.parse(source)
-        except SyntaxError as exc:
+        except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte in the source
+            problem = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+            line = getattr(exc, "lineno", None)
             raise ConfigError(
-                f"invalid tests in {origin}: {exc.msg} at line {exc.lineno}; "
-                "give Python test code (test_* functions, asserts, or check(candidate))"
+                f"invalid tests in {origin}: {problem}"
+                + (f" at line {line}" if line is not None else "")
+                + "; give Python test code (test_* functions, asserts, or check(candidate))"
             ) from exc
         functions = [
             node.name
@@ -186,18 +192,25 @@ class TestSuite:
 
     @classmethod
     def from_cases(cls, cases: Sequence[Mapping[str, Any]], *, origin: str = "tests") -> TestSuite:
-        try:
-            parsed = tuple(IOCase.model_validate(case) for case in cases)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(
-                f"invalid I/O case in {origin} ({where}: {first['msg']}); "
-                "each case needs an output and may have an input and a name"
-            ) from exc
+        parsed: list[IOCase] = []
+        for position, case in enumerate(cases, 1):
+            if not isinstance(case, Mapping):
+                raise ConfigError(
+                    f"invalid I/O case {position} in {origin}: it is {kind_of(case)} "
+                    f"{shown(case)}, not a mapping; write each case as {{input: ..., output: ...}}"
+                )
+            try:
+                parsed.append(IOCase.model_validate(case))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ConfigError(
+                    f"invalid I/O case {position} in {origin} ({where}: {first['msg']}); "
+                    "each case needs an output and may have an input and a name"
+                ) from exc
         if not parsed:
             raise ConfigError(f"no tests found in {origin}: the list of I/O cases is empty")
-        return cls(kind="io", cases=parsed, origin=origin)
+        return cls(kind="io", cases=tuple(parsed), origin=origin)
 
     @classmethod
     def from_file(
@@ -208,7 +221,8 @@ class TestSuite:
         if file.is_dir():
             raise ConfigError(f"tests file {file} is a folder: give the test file inside it")
         try:
-            text = file.read_text(encoding="utf-8")
+            # utf-8-sig: editors on Windows add a byte-order mark that is not part of the text.
+            text = file.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise ConfigError(f"tests file not found: {file}") from None
         except UnicodeDecodeError:
@@ -233,7 +247,7 @@ class TestSuite:
             return cls.from_cases(data, origin=str(file))
         conftest = file.parent / "conftest.py"
         support = (
-            {"conftest.py": conftest.read_text(encoding="utf-8")} if conftest.is_file() else {}
+            {"conftest.py": conftest.read_text(encoding="utf-8-sig")} if conftest.is_file() else {}
         )
         return cls.from_source(
             text, kind=kind, entry_point=entry_point, origin=str(file), support=support
@@ -328,7 +342,8 @@ class TestsCritic:
         max_issues: int = 8,
     ) -> None:
         kind = cast(TestKind, one_of("kind", kind, TEST_KINDS))
-        text("entry_point", entry_point, optional=True)
+        if entry_point is not None:
+            identifier("entry_point", entry_point, what="the function check(candidate) receives")
         text("name", name)
         if isinstance(module, str) or module is None:
             modules = tuple(m for m in (module,) if m is not None)
@@ -338,9 +353,14 @@ class TestsCritic:
             raise ConfigError(
                 f"module must be a module name or a list of them; got {shown(module)}"
             )
+        for each in modules:
+            if not all(part.isidentifier() for part in each.split(".")):
+                raise ConfigError(
+                    f"module must be a module name the tests import, e.g. 'mean'; got {each!r}"
+                )
         for value, what in ((timeout_s, "timeout_s"), (test_timeout_s, "test_timeout_s")):
             number(what, value, above=0.0, meaning="seconds")
-        whole_number("memory_mb", memory_mb, minimum=16, example=512)
+        whole_number("memory_mb", memory_mb, minimum=16, maximum=MAX_MEMORY_MB, example=512)
         number("weight", weight, minimum=0.0, meaning="this critic's share of the score")
         whole_number("max_issues", max_issues, minimum=1, example=8)
         if isinstance(pytest_plugins, str) or not all(isinstance(p, str) for p in pytest_plugins):
@@ -348,6 +368,8 @@ class TestsCritic:
                 "pytest_plugins must be a list of plugin module names, e.g. "
                 f"('pytest_asyncio',); got {shown(pytest_plugins)}"
             )
+        for plugin in pytest_plugins:
+            _check_plugin(plugin)
         self.suite = _suite(tests, kind=kind, entry_point=entry_point, modules=modules)
         self._sandbox = _sandbox_choice(sandbox)
         self._sandbox_name = self._sandbox if isinstance(self._sandbox, str) else None
@@ -478,6 +500,20 @@ class TestsCritic:
             summary=summary,
             feedback=feedback,
             issues=issues,
+        )
+
+
+def _check_plugin(plugin: str) -> None:
+    """A pytest plugin the judge can load: it runs in this Python, so it must import here
+    (else every run's tests would fail as a judge crash blamed on the code)."""
+    try:
+        found = importlib.util.find_spec(plugin) is not None
+    except (ImportError, ValueError):  # a parent package missing, or not a module name
+        found = False
+    if not found:
+        raise ConfigError(
+            f"pytest plugin {plugin!r} is not installed in this Python: install it "
+            "(pip install ...) or leave it out of pytest_plugins"
         )
 
 

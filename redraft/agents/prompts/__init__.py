@@ -17,10 +17,8 @@ class PromptLibrary:
 
     def __init__(self, overrides: str | Path | None = None) -> None:
         search_path = [str(PACKAGE_DIR)]
-        if overrides is not None:
-            override_dir = Path(overrides)
-            if not override_dir.is_dir():
-                raise ConfigError(f"prompt directory not found: {override_dir}")
+        override_dir = None if overrides is None else _override_dir(overrides)
+        if override_dir is not None:
             search_path.insert(0, str(override_dir))
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(search_path),
@@ -31,6 +29,10 @@ class PromptLibrary:
             autoescape=False,
         )
         self._static: dict[str, str] = {}
+        if override_dir is not None:  # a broken template fails now, not in the middle of a run
+            for name in self.names():
+                if (override_dir / name).is_file():
+                    self._template(name)
 
     def render(self, name: str, **values: Any) -> str:
         if not values:  # a template without values (a system prompt) renders the same always
@@ -40,15 +42,23 @@ class PromptLibrary:
             return cached
         return self._render(name, **values)
 
-    def _render(self, name: str, **values: Any) -> str:
+    def _template(self, name: str) -> jinja2.Template:
         try:
-            template = self._env.get_template(name)
+            return self._env.get_template(name)
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"prompt template not found: {name}") from exc
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(
-                f"prompt template {exc.filename}:{exc.lineno}: {exc.message}"
+                f"prompt template {exc.filename}:{exc.lineno}: {exc.message}; fix the "
+                "template's Jinja syntax there"
             ) from exc
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"prompt template {name} is not UTF-8 text: save it as UTF-8"
+            ) from None
+
+    def _render(self, name: str, **values: Any) -> str:
+        template = self._template(name)
         try:
             return template.render(**values).strip()
         except jinja2.UndefinedError as exc:
@@ -58,6 +68,21 @@ class PromptLibrary:
     def names() -> list[str]:
         """The template names a user may override."""
         return sorted(path.name for path in PACKAGE_DIR.glob("*.md"))
+
+
+def _override_dir(overrides: str | Path) -> Path:
+    """The user's folder of templates, checked."""
+    if not str(overrides).strip():
+        raise ConfigError("prompts is an empty path: give the folder of your prompt templates")
+    folder = Path(overrides).expanduser()
+    if folder.is_file():
+        raise ConfigError(
+            f"prompts {folder} is a file: give the folder that holds your copies of the "
+            "templates (such as actor.md)"
+        )
+    if not folder.is_dir():
+        raise ConfigError(f"prompt directory not found: {folder}: check the path")
+    return folder
 
 
 DEFAULT_PROMPTS = PromptLibrary()
