@@ -39,6 +39,14 @@ def test_concurrency_benchmark_runs_loops_over_http() -> None:
     assert re.search(r"achieved\s+[\d.]+ s", out)
 
 
+def test_checkpoint_benchmark_prints_growth_per_round_and_the_target() -> None:
+    out = run_script("benchmarks/checkpoints.py", "--draft-mib", "0.05", "--rounds", "2")
+    rows = re.findall(r"^(\d+)\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.]+)x", out, re.M)
+    assert [row[0] for row in rows] == ["0", "1"]
+    assert all(float(size) > 0 and float(new) > 0 for _, size, _, new, _ in rows)
+    assert re.search(r"target <= 2x: (met|NOT met)$", out, re.M)
+
+
 def test_offline_example_refines_to_a_pass() -> None:
     out = run_script("examples/offline_scripted.py")
     assert out.startswith("passed after 2 rounds")

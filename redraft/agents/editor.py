@@ -139,7 +139,12 @@ class LLMEditor:
 
 def _rejected_versions(rounds: Sequence[Round], current: int) -> list[dict[str, object]]:
     """Earlier drafts that failed, with why, so the editor does not go back to them."""
-    rejected = [r for r in rounds if r.index != current and not r.passed]
+    rejected: list[Round] = []
+    for round_ in reversed(rounds):  # the latest few: a long run's early drafts are not read
+        if round_.index != current and not round_.passed:
+            rejected.insert(0, round_)
+            if len(rejected) == _REJECTED_SHOWN:
+                break
     return [
         {
             "index": r.index,
@@ -148,7 +153,7 @@ def _rejected_versions(rounds: Sequence[Round], current: int) -> list[dict[str, 
             "reasons": "; ".join(c.summary for c in r.critiques if c.summary and not c.passed)
             or "it scored lower",
         }
-        for r in rejected[-_REJECTED_SHOWN:]
+        for r in rejected
     ]
 
 

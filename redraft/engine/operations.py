@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from redraft._interrupts import RunInterrupted, contained
 from redraft.agents.actor import Actor
@@ -92,8 +92,37 @@ def repeated(text: str, earlier: Sequence[Candidate]) -> Candidate | None:
     return None
 
 
-def as_rounds(line: Sequence[Candidate]) -> list[Round]:
-    return [candidate.as_round(index) for index, candidate in enumerate(line)]
+class RoundsView(Sequence[Round]):
+    """A main line of candidates as the rounds agents are shown, each made when first read:
+    most critics never look at earlier rounds, and a long run would make them every step."""
+
+    def __init__(self, line: Sequence[Candidate]) -> None:
+        self._line = line
+        self._made: dict[int, Round] = {}
+
+    def __len__(self) -> int:
+        return len(self._line)
+
+    @overload
+    def __getitem__(self, index: int) -> Round: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Round]: ...
+
+    def __getitem__(self, index: int | slice) -> Round | list[Round]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._line)))]
+        position = index + len(self._line) if index < 0 else index
+        if not 0 <= position < len(self._line):
+            raise IndexError(index)
+        made = self._made.get(position)
+        if made is None:
+            made = self._made[position] = self._line[position].as_round(position)
+        return made
+
+
+def as_rounds(line: Sequence[Candidate]) -> Sequence[Round]:
+    return RoundsView(line)
 
 
 class Operations:

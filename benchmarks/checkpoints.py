@@ -1,0 +1,152 @@
+"""Checkpoint growth per round of a real run on the embedded SQLite checkpointer.
+
+A `Refiner` with `checkpointer=<tmp>/runs.db` runs the full number of rounds: the actor and the
+editor are `ScriptedModel`s answering with distinct texts of `--draft-mib` each, the critic an
+`LLMCritic` on a scripted judge that never passes. After each round is on disk (measured when
+the next edit is asked for, and after the run for the last round, which also holds the final
+result), the write-ahead log is folded into the database (`PRAGMA wal_checkpoint(TRUNCATE)`)
+and the file's size is read. The round's new data is its draft's text plus its critiques (as
+JSON). Target: growth per round at most 2x the round's new data.
+
+    python benchmarks/checkpoints.py [--draft-mib 5] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from redraft import LLMCritic, LLMEditor, Refiner, ScriptedModel
+from redraft.models.base import Message
+from redraft.models.scripted import ScriptedCall
+from redraft.types import Round, RoundEvent, StopEvent
+
+MIB = 1024 * 1024
+TARGET = 2.0
+
+VERDICT = json.dumps(
+    {
+        "feedback": "The opening is vague and the second claim is unsupported.",
+        "summary": "Needs a concrete opening.",
+        "issues": [
+            {
+                "quote": "draft",
+                "problem": "vague",
+                "suggestion": "be concrete",
+                "severity": "major",
+            }
+        ],
+        "score": 2,
+    }
+)
+
+
+def text_of(index: int, size: int) -> str:
+    """A distinct ASCII text of `size` bytes: no two drafts repeat, none is empty."""
+    head = f"draft {index}: "
+    filler = f"line {index} of a long draft that the critic will never accept.\n"
+    body = filler * (max(size - len(head), 0) // len(filler) + 1)
+    return (head + body)[:size]
+
+
+def on_disk(db: Path) -> int:
+    """Bytes the checkpoint database holds once its write-ahead log is folded in."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def stored_bytes(db: Path) -> tuple[int, int]:
+    """Bytes of checkpoint blobs (with metadata) and of pending writes, as SQLite stores them."""
+    with sqlite3.connect(db) as conn:
+        (blobs,) = conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints"
+        ).fetchone()
+        (writes,) = conn.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes").fetchone()
+    return int(blobs), int(writes)
+
+
+def new_data(judged: Round) -> int:
+    """What a round adds: its draft's text and its critiques."""
+    critiques = sum(len(c.model_dump_json().encode()) for c in judged.critiques)
+    return len(judged.draft.text.encode()) + critiques
+
+
+async def measure(draft_bytes: int, rounds: int, db: Path) -> tuple[list[int], list[int]]:
+    """File size once each round is on disk, and each round's new data."""
+    sizes: list[int] = []
+    drafts = iter(range(10**9))
+
+    def write(messages: list[Message], call: ScriptedCall) -> str:
+        return text_of(next(drafts), draft_bytes)
+
+    def edit(messages: list[Message], call: ScriptedCall) -> str:
+        # Asked for an edit only once the round before is checkpointed (durability "sync").
+        sizes.append(on_disk(db))
+        return write(messages, call)
+
+    refiner = Refiner(
+        ScriptedModel(write, model_name="actor"),
+        critics=[LLMCritic(ScriptedModel(lambda m, c: VERDICT, model_name="judge"))],
+        editor=LLMEditor(ScriptedModel(edit, model_name="editor"), mode="rewrite"),
+        max_rounds=rounds,
+        patience=None,
+        checkpointer=db,
+    )
+    added: list[int] = []
+    async for event in refiner.astream("Write a very long report.", thread_id="bench"):
+        if isinstance(event, RoundEvent):
+            added.append(new_data(event.round))
+        elif isinstance(event, StopEvent):
+            assert len(event.result.rounds) == rounds, event.result.stop_reason
+    sizes.append(on_disk(db))
+    return sizes, added
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--draft-mib", type=float, default=5.0, help="size of each draft")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    draft_bytes = max(int(args.draft_mib * MIB), 1)
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "runs.db"
+        sizes, added = asyncio.run(measure(draft_bytes, args.rounds, db))
+        blobs, writes = stored_bytes(db)
+    print(
+        f"checkpoint growth, SQLite checkpointer, {args.draft_mib:g} MiB drafts x "
+        f"{args.rounds} rounds"
+    )
+    print(f"{'round':<7}{'file':>12}{'growth':>12}{'new data':>12}{'ratio':>9}")
+    ratios = []
+    before = 0
+    for index, (size, new) in enumerate(zip(sizes, added, strict=True)):
+        ratio = (size - before) / new
+        ratios.append(ratio)
+        last = "   (with the final result)" if index == len(sizes) - 1 else ""
+        print(
+            f"{index:<7}{size / MIB:>8.2f} MiB{(size - before) / MIB:>8.2f} MiB"
+            f"{new / MIB:>8.2f} MiB{ratio:>8.2f}x{last}"
+        )
+        before = size
+    print(
+        f"stored at the end: checkpoint blobs {blobs / MIB:.2f} MiB, "
+        f"pending writes {writes / MIB:.2f} MiB, file {sizes[-1] / MIB:.2f} MiB"
+    )
+    worst = max(ratios)
+    verdict = "met" if worst <= TARGET else "NOT met"
+    print(
+        f"worst growth per round {worst:.2f}x the round's new data; "
+        f"target <= {TARGET:g}x: {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()
