@@ -314,3 +314,17 @@ def test_with_nothing_configured_every_role_gets_the_same_default(
     agents = Refiner().agents
     assert agents.actor_model is not None
     assert agents.actor_model is agents.critic_model is agents.editor_model
+
+
+def test_the_rounds_agents_see_are_made_once_each_on_demand() -> None:
+    from redraft.engine.operations import RoundsView
+
+    line = [Candidate(id=f"c{i}", draft=Draft(text=str(i)), score=i / 10) for i in range(3)]
+    rounds = RoundsView(line)
+    assert len(rounds) == 3
+    assert rounds[-1].index == 2 and rounds[-1].candidate_id == "c2"
+    assert rounds[0] is rounds[0]  # made once
+    assert [r.draft.text for r in rounds[1:]] == ["1", "2"]
+    assert [r.score for r in reversed(rounds)] == [0.2, 0.1, 0.0]
+    with pytest.raises(IndexError):
+        rounds[3]
