@@ -44,6 +44,7 @@ def test_checkpoint_benchmark_prints_growth_per_round_and_the_target() -> None:
     rows = re.findall(r"^(\d+)\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.]+)x", out, re.M)
     assert [row[0] for row in rows] == ["0", "1"]
     assert all(float(size) > 0 and float(new) > 0 for _, size, _, new, _ in rows)
+    assert re.search(r"^final step \(writes the result\): [\d.]+ MiB", out, re.M)
     assert re.search(r"target <= 2x: (met|NOT met)$", out, re.M)
 
 

@@ -14,7 +14,7 @@ from redraft.agents.critics.llm import LLMCritic
 from redraft.agents.critics.tests import MAX_MEMORY_MB, TestsCritic, TestSuite, extract_code
 from redraft.agents.editor import LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS
-from redraft.cli.commands import _run, app, interruptible
+from redraft.cli.app import app, interruptible
 from redraft.cli.inputs import (
     ChosenModels,
     check_memory_db,
@@ -36,6 +36,7 @@ from redraft.cli.options import (
     TaskArgument,
 )
 from redraft.cli.output import terminal
+from redraft.cli.running import run_loop
 from redraft.progress import ProgressView
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
@@ -167,7 +168,7 @@ def code(
         )
         view = ProgressView(title=f"redraft code · {models.describe()} · up to {rounds} rounds")
         try:
-            exit_code = _run(
+            exit_code = run_loop(
                 refiner,
                 the_task,
                 view,

@@ -1,17 +1,14 @@
-"""The commands: `redraft refine`, `redraft demo`, `redraft version`; `code` and the
-`sandbox` group register themselves from their own modules (imported at the end)."""
+"""The commands `redraft refine`, `redraft demo` and `redraft version`."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
+from redraft.cli.app import app, interruptible, print_version
 from redraft.cli.inputs import (
     ChosenModels,
     check_memory_db,
@@ -34,17 +31,14 @@ from redraft.cli.options import (
     TaskArgument,
 )
 from redraft.cli.output import (
-    emit,
     note,
-    plain_summary,
     terminal,
-    write_out,
 )
-from redraft.display import render_result
-from redraft.progress import ProgressView, follow
+from redraft.cli.running import run_loop
+from redraft.progress import ProgressView
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
-from redraft.types import Result, StopReason, Task
+from redraft.types import Task
 
 DEMO_LABEL = "offline demo: the model replies are scripted, no model or API key is used"
 DEMO_HINT = (
@@ -54,61 +48,6 @@ DEMO_HINT = (
 )
 # Paces the scripted demo on a terminal so the live view can be followed.
 DEMO_DELAY_S = 0.6
-
-app = typer.Typer(
-    name="redraft",
-    help="Critique-and-refine loops: an actor drafts, critics say what is wrong, an editor "
-    "revises, until the critics pass the draft or a budget runs out. "
-    "Try 'redraft demo' first.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-class Interrupted(Exception):
-    """Ctrl-C, carried past click (which would turn it into a silent exit 130)."""
-
-
-@contextmanager
-def interruptible() -> Iterator[None]:
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Interrupted() from None
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        _print_version()
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_version_callback,
-            is_eager=True,
-            help="Print the version and exit.",
-        ),
-    ] = False,
-) -> None:
-    """Only here for --version; the app's help text describes the command."""
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    _print_version()
-
-
-def _print_version() -> None:
-    from redraft import __version__
-
-    typer.echo(f"redraft {__version__}")
 
 
 @app.command()
@@ -212,7 +151,7 @@ def refine(
             memory=open_memory(memory, memory_db),
         )
         view = ProgressView(title=f"redraft · {models.describe()} · up to {rounds} rounds")
-        code = _run(refiner, the_task, view, json_output=json_output, out=out, quiet=quiet)
+        code = run_loop(refiner, the_task, view, json_output=json_output, out=out, quiet=quiet)
     raise typer.Exit(code)
 
 
@@ -230,56 +169,12 @@ def demo(
         note(console, DEMO_LABEL, "bold magenta")
         refiner = demo_refiner(delay_s=DEMO_DELAY_S if console else 0.0)
         view = ProgressView(title=f"redraft demo · up to {refiner.budgets.max_rounds} rounds")
-        code = _run(refiner, DEMO_TASK, view, json_output=json_output, out=None, quiet=False)
+        code = run_loop(refiner, DEMO_TASK, view, json_output=json_output, out=None, quiet=False)
         note(console, DEMO_HINT, "dim")
     raise typer.Exit(code)
 
 
-def _run(
-    refiner: Refiner,
-    task: Task,
-    view: ProgressView,
-    *,
-    json_output: bool,
-    out: Path | None,
-    quiet: bool,
-    final_text: Callable[[Result], str] = lambda result: result.text,
-) -> int:
-    """Run the loop with live progress; `final_text` is what --out and stdout receive."""
-    console = None if quiet else terminal()
-    view.critics = len(refiner.critics)
-    result = asyncio.run(follow(refiner.astream(task), view, console))
-    if out is not None:
-        write_out(out, final_text(result))
-    if console is not None:
-        # The final text itself follows on stdout.
-        console.print(render_result(result, show_final=False))
-        if out is not None:
-            note(console, f"final text written to {out}", "dim")
-    elif not quiet:
-        note(None, plain_summary(result))
-    if json_output:
-        emit(result.model_dump_json(indent=2))
-    elif out is None:
-        emit(final_text(result))
-    return exit_code(result)
-
-
-def exit_code(result: Result) -> int:
-    """0 passed, 3 a model failure stopped it, 1 any other stop without passing."""
-    if result.passed:
-        return EXIT_PASSED
-    if result.stop_reason is StopReason.ERROR:
-        return EXIT_MODEL_FAILED
-    return EXIT_NOT_PASSED
-
-
-# Commands in modules of their own register on `app` when imported.
-from redraft.cli import code as _code  # noqa: E402, F401
-from redraft.cli.sandbox import sandbox_app  # noqa: E402
-
-app.add_typer(sandbox_app, name="sandbox")
-
-from redraft.cli.memory import app as memory_app  # noqa: E402
-
-app.add_typer(memory_app, name="memory")
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print_version()

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
 
 import typer
 
+from redraft.cli.app import Interrupted, app
 from redraft.cli.codes import EXIT_BUG, EXIT_INTERRUPTED, EXIT_MODEL_FAILED, EXIT_PASSED, EXIT_USAGE
-from redraft.cli.commands import Interrupted, app
+from redraft.cli.memory import app as memory_app
 from redraft.cli.output import one_line
+from redraft.cli.sandbox import sandbox_app
 from redraft.errors import ModelError, RedraftError
+
+# Each module registers its commands on `app` when imported, in the order of `redraft --help`.
+for _module in ("commands", "code"):  # refine, demo, version; code
+    importlib.import_module(f"redraft.cli.{_module}")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(memory_app, name="memory")
 
 
 def _error(message: str) -> None:
