@@ -97,7 +97,13 @@ def code(
         bool, typer.Option(help="Show the tests to the model along with the task.")
     ] = True,
     rounds: Annotated[
-        int, typer.Option(min=1, help="Most drafts to test, the first one included.")
+        int,
+        typer.Option(
+            "--max-rounds",
+            "--rounds",
+            min=1,
+            help="Most drafts to test, the first one included (max_rounds in Python).",
+        ),
     ] = 4,
     timeout: Annotated[
         float,

@@ -85,7 +85,12 @@ def refine(
     ] = None,
     rounds: Annotated[
         int,
-        typer.Option(min=1, help="Most drafts to judge, the first one included."),
+        typer.Option(
+            "--max-rounds",
+            "--rounds",
+            min=1,
+            help="Most drafts to judge, the first one included (max_rounds in Python).",
+        ),
     ] = 4,
     threshold: Annotated[
         float | None,
