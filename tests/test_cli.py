@@ -407,7 +407,7 @@ def test_a_bad_rubric_file(
         (["@/nonexistent/task.txt"], "", "task file not found: /nonexistent/task.txt"),
         (["x", "--reference", "/nonexistent/ref.txt"], "", "reference file not found"),
         (["x", "--out", "/nonexistent/dir/out.txt"], "", "folder /nonexistent/dir does not exist"),
-        (["x", "--rounds", "0"], "", "Invalid value for '--rounds'"),
+        (["x", "--rounds", "0"], "", "Invalid value for '--max-rounds' / '--rounds'"),
         (["x", "--threshold", "1.5"], "", "Invalid value for '--threshold'"),
         (["x", "--rond", "3"], "", "No such option: --rond"),
     ],
