@@ -79,7 +79,7 @@ class ProgressView:
         self.status = f"round {index} · critics 0/{self.critics}"
 
     def _round(self, event: RoundEvent) -> None:
-        round_ = event.round
+        round_ = event.judged
         best = " ★ best so far" if event.best_round == round_.index else ""
         unjudged = (
             ""

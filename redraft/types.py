@@ -540,7 +540,8 @@ class RoundEvent(_Model):
     """Emitted when every critic of a round has answered and the stop rules were applied."""
 
     kind: Literal["round"] = "round"
-    round: Round
+    round: int  # as on every event: the round's index
+    judged: Round  # the round, with every critique
     best_round: int
     stop_reason: StopReason | None
 

@@ -390,6 +390,9 @@ def test_stream_yields_events_in_order() -> None:
     assert isinstance(events[0], DraftEvent) and events[0].draft.text == "v1"
     assert isinstance(events[1], CritiqueEvent) and not events[1].critique.passed
     assert isinstance(events[2], RoundEvent) and events[2].stop_reason is None
+    # Every event names its round by index; a round event carries the judged round too.
+    assert [getattr(e, "round", None) for e in events[:-1]] == [0, 0, 0, 1, 1, 1]
+    assert events[2].judged.index == 0 and events[2].judged.critiques[0].critic == "check"
     assert isinstance(events[3], EditEvent) and events[3].draft.round == 1
     assert isinstance(events[-1], StopEvent)
     assert events[-1].result.stop_reason is StopReason.PASSED

@@ -87,7 +87,8 @@ class _Nodes:
             elapsed_s=sum(c.draft.duration_s + c.duration_s for c in history),
         )
         best = best_index(history, self.budgets.select)
-        emit(RoundEvent(round=judged.as_round(len(line)), best_round=best, stop_reason=reason))
+        shown = judged.as_round(len(line))
+        emit(RoundEvent(round=shown.index, judged=shown, best_round=best, stop_reason=reason))
         return {"candidates": [judged], "final_id": history[best].id, "stop_reason": reason}
 
     async def revise(self, state: RefineState) -> Command[Literal["judge", "finish"]]:
