@@ -31,6 +31,7 @@ from typing_extensions import Unpack
 
 from redraft._interrupts import RunInterrupted
 from redraft._sync import iterate_sync, run_sync
+from redraft._tasks import all_of
 from redraft.agents.actor import Actor, LLMActor
 from redraft.agents.critics.base import Critic
 from redraft.agents.critics.function import CheckFunction, FunctionCritic
@@ -465,14 +466,9 @@ class Refiner:
                     finally:
                         advance()
 
+            # After an interrupt (or a cancel), no run outlives the batch.
             with model_limits(per_model):
-                runs = [asyncio.ensure_future(one(task)) for task in todo]
-            try:
-                return list(await asyncio.gather(*runs))
-            finally:  # after an interrupt (or a cancel), no run outlives the batch
-                for pending in runs:
-                    pending.cancel()
-                await asyncio.gather(*runs, return_exceptions=True)
+                return await all_of([one(task) for task in todo])
 
     @overload
     def batch(

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from redraft.checks import shown
 from redraft.errors import ConfigError
 
 Role = Literal["actor", "critic", "editor"]
@@ -50,7 +51,7 @@ else:
                 first = next(iter(cls.model_fields), "field")
                 raise ConfigError(
                     f"{cls.__name__} takes its fields by name, e.g. "
-                    f"{cls.__name__}({first}={_shown(args[0])}); its fields are "
+                    f"{cls.__name__}({first}={shown(args[0])}); its fields are "
                     f"{', '.join(cls.model_fields)}"
                 )
             try:
@@ -92,15 +93,10 @@ def validation_message(exc: ValidationError, model: type[BaseModel]) -> str:
         )
     else:
         message = str(first["msg"]).replace("Input should be", "must be")
-        text = f"{where} {message[:1].lower()}{message[1:]} (got {_shown(first.get('input'))})"
+        text = f"{where} {message[:1].lower()}{message[1:]} (got {shown(first.get('input'))})"
     # A union reports one error per branch it tried: count the fields at fault, not errors.
     more = len({e["loc"][:1] for e in errors}) - 1
     return text + (f" (and {more} more problem{'s' * (more != 1)})" if more else "")
-
-
-def _shown(value: Any) -> str:
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Usage(_Model):
@@ -216,7 +212,7 @@ class Task(_Input):
         if not isinstance(task, str):
             raise ConfigError(
                 f"the task must be a string (the instruction) or a redraft.Task, not "
-                f"{type(task).__name__} {_shown(task)}"
+                f"{type(task).__name__} {shown(task)}"
                 + (
                     "; for a dict of fields use redraft.Task(**fields)"
                     if isinstance(task, dict)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, overload
+from typing import TYPE_CHECKING, overload
 
 from redraft._interrupts import RunInterrupted, contained
+from redraft._tasks import all_of
 from redraft.agents.actor import Actor
 from redraft.agents.base import AgentContext
 from redraft.agents.critics.base import Critic
@@ -43,7 +44,6 @@ from redraft.types import (
 if TYPE_CHECKING:  # needs the [memory] extra; a run without a memory never loads it
     from redraft.memory import CorrectionMemory
 
-T = TypeVar("T")
 _SPACE = re.compile(r"\s+")
 
 
@@ -121,10 +121,6 @@ class RoundsView(Sequence[Round]):
         return made
 
 
-def as_rounds(line: Sequence[Candidate]) -> Sequence[Round]:
-    return RoundsView(line)
-
-
 class Operations:
     """Draft, judge and revise candidates with one run's agents."""
 
@@ -158,14 +154,14 @@ class Operations:
         `line` is what came before it on the main line, shown to critics that compare."""
         started = time.perf_counter()
         draft = candidate.draft
-        ctx = AgentContext(self.agents.critic_model, self.agents.prompts, as_rounds(line))
+        ctx = AgentContext(self.agents.critic_model, self.agents.prompts, RoundsView(line))
 
         async def one(critic: Critic) -> Critique:
             critique = await _verdict(critic, draft, task, ctx)
             emit(CritiqueEvent(round=draft.round, critique=critique))
             return critique
 
-        critiques = await _all_of([one(critic) for critic in self.agents.critics])
+        critiques = await all_of([one(critic) for critic in self.agents.critics])
         score, passed = aggregate(critiques)
         return candidate.model_copy(
             update={
@@ -191,7 +187,7 @@ class Operations:
         empty = False
         for _ in range(2):
             ctx = AgentContext(
-                self.agents.editor_model, self.agents.prompts, as_rounds(line), lessons, avoid
+                self.agents.editor_model, self.agents.prompts, RoundsView(line), lessons, avoid
             )
             try:
                 draft = await contained(
@@ -315,16 +311,3 @@ async def _verdict(critic: Critic, draft: Draft, task: Task, ctx: AgentContext) 
     if isinstance(weight, (int, float)) and not isinstance(weight, bool):
         critique = critique.model_copy(update={"weight": float(weight)})
     return critique
-
-
-async def _all_of(steps: Sequence[Awaitable[T]]) -> list[T]:
-    """Every step's result, run concurrently; when one fails, the others are cancelled
-    (and awaited) before the failure goes on, so no step outlives its operation."""
-    tasks = [asyncio.ensure_future(step) for step in steps]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for pending in tasks:
-            pending.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
