@@ -348,6 +348,38 @@ class Candidate(_Model):
             candidate_id=self.id,
         )
 
+    def judgment(self) -> Judgment:
+        """What the critics said of this candidate, without its draft."""
+        return Judgment.model_construct(
+            candidate_id=self.id,
+            critiques=self.critiques,
+            score=self.score,
+            passed=self.passed,
+            duration_s=self.duration_s,
+        )
+
+    def judged_as(self, judgment: Judgment) -> Candidate:
+        """This candidate with `judgment` (its own, made by `judgment()`)."""
+        return self.model_copy(
+            update={
+                "critiques": judgment.critiques,
+                "score": judgment.score,
+                "passed": judgment.passed,
+                "duration_s": judgment.duration_s,
+            }
+        )
+
+
+class Judgment(_Model):
+    """A candidate's critiques, score and verdict apart from its draft: a run's state keeps
+    the two apart, so that a checkpoint stores each draft once however often it is judged."""
+
+    candidate_id: str
+    critiques: list[Critique] = Field(default_factory=list)
+    score: float = 0.0
+    passed: bool = False
+    duration_s: float = 0.0
+
 
 class Round(_Model):
     """One draft and what every critic said about it: a candidate on the run's main line."""

@@ -179,3 +179,29 @@ def test_resuming_a_finished_run_returns_its_result(tmp_path: Path) -> None:
     actor, editor = ScriptedModel([]), ScriptedModel([])
     assert make_refiner(db, editor, actor).resume("t") == first
     assert actor.calls == [] and editor.calls == []
+
+
+def test_checkpoints_store_each_draft_once(tmp_path: Path) -> None:
+    """Four rounds of 256 KiB drafts: no checkpoint copies a draft, and the writes (except
+    the result, written once at the end) hold each draft once."""
+    import sqlite3
+
+    size = 256 * 1024
+    drafts = [f"{i}".ljust(size, "x") for i in range(4)]
+    db = tmp_path / "runs.db"
+    result = Refiner(
+        ScriptedModel(drafts[:1]),
+        critics=[FunctionCritic(lambda text: False, name="never")],
+        editor=LLMEditor(ScriptedModel(drafts[1:]), mode="rewrite"),
+        max_rounds=4,
+        patience=None,
+        checkpointer=db,
+    ).run("task", thread_id="t")
+    assert [r.draft.text for r in result.rounds] == drafts
+    with sqlite3.connect(db) as conn:
+        (blobs,) = conn.execute("SELECT SUM(LENGTH(checkpoint)) FROM checkpoints").fetchone()
+        (writes,) = conn.execute(
+            "SELECT SUM(LENGTH(value)) FROM writes WHERE channel != 'result'"
+        ).fetchone()
+    assert blobs < size // 2, blobs
+    assert len(drafts) * size <= writes < 1.1 * len(drafts) * size, writes

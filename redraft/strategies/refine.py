@@ -17,8 +17,10 @@ from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, total_usage, usage_report
 from redraft.engine.selection import best_index
 from redraft.events import emit
+from redraft.strategies.channels import appended, latest, merged
 from redraft.types import (
     Candidate,
+    Judgment,
     Result,
     RoundEvent,
     StopEvent,
@@ -29,16 +31,27 @@ from redraft.types import (
 
 
 class RefineState(TypedDict, total=False):
-    """The graph's state. Only `task` is needed to start a run."""
+    """The graph's state. Only `task` is needed to start a run.
 
-    task: Task
-    pending: Candidate  # the candidate waiting to be judged
-    candidates: Annotated[list[Candidate], operator.add]  # judged, in the order made
+    Each candidate's draft (in `drafts`) and what the critics said of it (in `judgments`) are
+    written once each, so a checkpoint holds every draft once (see `channels`).
+    """
+
+    task: Annotated[Task, latest()]
+    drafts: Annotated[dict[str, Candidate], merged()]  # every candidate made, unjudged, by id
+    judgments: Annotated[list[Judgment], appended()]  # the main line, in the order judged
+    pending_id: str  # the candidate waiting to be judged
     discarded: Annotated[Usage, operator.add]  # spent on edits that never became a candidate
     final_id: str  # the best candidate so far
     stop_reason: StopReason | None
     error: str | None
-    result: Result
+    result: Annotated[Result, latest()]
+
+
+def main_line(state: RefineState) -> list[Candidate]:
+    """The judged candidates, in the order they were judged."""
+    drafts = state.get("drafts", {})
+    return [drafts[j.candidate_id].judged_as(j) for j in state.get("judgments", [])]
 
 
 class Refine:
@@ -74,11 +87,13 @@ class _Nodes:
         self.budgets = budgets
 
     async def draft(self, state: RefineState) -> dict[str, Any]:
-        return {"pending": await self.ops.draft(state["task"], 0)}
+        first = await self.ops.draft(state["task"], 0)
+        return {"drafts": {first.id: first}, "pending_id": first.id}
 
     async def judge(self, state: RefineState) -> dict[str, Any]:
-        line = state.get("candidates", [])
-        judged = await self.ops.judge(state["task"], state["pending"], line)
+        line = main_line(state)
+        pending = state["drafts"][state["pending_id"]]
+        judged = await self.ops.judge(state["task"], pending, line)
         history = [*line, judged]
         spent = total_usage(history, state.get("discarded", Usage()))
         reason = self.budgets.check(
@@ -89,14 +104,19 @@ class _Nodes:
         best = best_index(history, self.budgets.select)
         shown = judged.as_round(len(line))
         emit(RoundEvent(round=shown.index, judged=shown, best_round=best, stop_reason=reason))
-        return {"candidates": [judged], "final_id": history[best].id, "stop_reason": reason}
+        return {
+            "judgments": [judged.judgment()],
+            "final_id": history[best].id,
+            "stop_reason": reason,
+        }
 
     async def revise(self, state: RefineState) -> Command[Literal["judge", "finish"]]:
-        line = state["candidates"]
+        line = main_line(state)
         target = next(c for c in line if c.id == state["final_id"])
         revised = await self.ops.revise(state["task"], target, line, len(line))
-        if revised.candidate is not None:
-            return Command(update={"pending": revised.candidate}, goto="judge")
+        if (revision := revised.candidate) is not None:
+            made = {"drafts": {revision.id: revision}, "pending_id": revision.id}
+            return Command(update=made, goto="judge")
         reason = StopReason.REPEATED if revised.stop == "repeated" else StopReason.ERROR
         update: dict[str, Any] = {"stop_reason": reason, "discarded": revised.spent}
         if revised.error is not None:
@@ -104,7 +124,7 @@ class _Nodes:
         return Command(update=update, goto="finish")
 
     async def finish(self, state: RefineState, config: RunnableConfig) -> dict[str, Any]:
-        line = state["candidates"]
+        line = main_line(state)
         final_id = state["final_id"]
         best = next(i for i, c in enumerate(line) if c.id == final_id)
         result = Result(
