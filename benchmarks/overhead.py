@@ -2,7 +2,9 @@
 
 Both loops call the same instant model (a `ScriptedModel` that answers at once), so what is
 measured is everything else: graph steps, prompt rendering, parsing, accounting, events.
-Target: redraft at most 1.5x the hand-written LangGraph generate/critique/revise graph.
+Both loops are CPU-bound, so each run is timed by the CPU time of this process
+(`time.process_time`): load from other processes on the machine does not skew the ratio.
+Target: redraft at most 1.3x the hand-written LangGraph generate/critique/revise graph.
 
     python benchmarks/overhead.py [--rounds 20] [--runs 30]
 """
@@ -68,9 +70,9 @@ async def redraft_loop(rounds: int, critics: str) -> float:
         max_rounds=rounds,
         patience=None,
     )
-    started = time.perf_counter()
+    started = time.process_time()
     result = await refiner.arun("Write a paragraph about tide pools.")
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(result.rounds) == rounds, result.stop_reason
     return elapsed
 
@@ -122,11 +124,11 @@ def hand_written_graph(rounds: int, critics: str) -> Any:
 
 async def hand_loop(rounds: int, critics: str) -> float:
     graph = hand_written_graph(rounds, critics)
-    started = time.perf_counter()
+    started = time.process_time()
     state = await graph.ainvoke(
         {"task": "Write a paragraph about tide pools."}, {"recursion_limit": 4 * rounds}
     )
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(state["history"]) == rounds
     return elapsed
 
@@ -152,7 +154,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
     print(f"per-round orchestration overhead, instant model, {args.rounds} rounds x {args.runs}")
-    print(f"{'critic':<10}{'hand-written':>16}{'redraft':>12}{'ratio':>9}   target <= 1.5x")
+    print(f"{'critic':<10}{'hand-written':>16}{'redraft':>12}{'ratio':>9}   target <= 1.3x")
     for critics in ("llm", "function"):
         hand, ours, ratio = await paired_ms(args.rounds, args.runs, critics)
         print(f"{critics:<10}{hand:>13.3f} ms{ours:>9.3f} ms{ratio:>8.2f}x")

@@ -48,10 +48,29 @@ class RefineState(TypedDict, total=False):
     result: Annotated[Result, latest()]
 
 
-def main_line(state: RefineState) -> list[Candidate]:
-    """The judged candidates, in the order they were judged."""
-    drafts = state.get("drafts", {})
-    return [drafts[j.candidate_id].judged_as(j) for j in state.get("judgments", [])]
+class _MainLine:
+    """The judged candidates of a state, in the order judged. It remembers the candidates it
+    made while their draft and judgment are the same objects: otherwise each step of a long
+    run would remake every earlier candidate."""
+
+    _LIMIT = 10_000  # candidates remembered across the Refiner's runs, then forgotten
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[int, int], tuple[Candidate, Judgment, Candidate]] = {}
+
+    def __call__(self, state: RefineState) -> list[Candidate]:
+        drafts = state.get("drafts", {})
+        line: list[Candidate] = []
+        for judgment in state.get("judgments", []):
+            draft = drafts[judgment.candidate_id]
+            key = (id(draft), id(judgment))
+            made = self._made.get(key)
+            if made is None or made[0] is not draft or made[1] is not judgment:
+                if len(self._made) >= self._LIMIT:
+                    self._made.clear()
+                made = self._made[key] = (draft, judgment, draft.judged_as(judgment))
+            line.append(made[2])
+        return line
 
 
 class Refine:
@@ -85,13 +104,14 @@ class _Nodes:
     def __init__(self, operations: Operations, budgets: Budgets) -> None:
         self.ops = operations
         self.budgets = budgets
+        self.main_line = _MainLine()
 
     async def draft(self, state: RefineState) -> dict[str, Any]:
         first = await self.ops.draft(state["task"], 0)
         return {"drafts": {first.id: first}, "pending_id": first.id}
 
     async def judge(self, state: RefineState) -> dict[str, Any]:
-        line = main_line(state)
+        line = self.main_line(state)
         pending = state["drafts"][state["pending_id"]]
         judged = await self.ops.judge(state["task"], pending, line)
         history = [*line, judged]
@@ -111,7 +131,7 @@ class _Nodes:
         }
 
     async def revise(self, state: RefineState) -> Command[Literal["judge", "finish"]]:
-        line = main_line(state)
+        line = self.main_line(state)
         target = next(c for c in line if c.id == state["final_id"])
         revised = await self.ops.revise(state["task"], target, line, len(line))
         if (revision := revised.candidate) is not None:
@@ -124,7 +144,7 @@ class _Nodes:
         return Command(update=update, goto="finish")
 
     async def finish(self, state: RefineState, config: RunnableConfig) -> dict[str, Any]:
-        line = main_line(state)
+        line = self.main_line(state)
         final_id = state["final_id"]
         best = next(i for i, c in enumerate(line) if c.id == final_id)
         result = Result(

@@ -27,6 +27,9 @@ class PromptLibrary:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             autoescape=False,
+            # A library is read once: checking each file's mtime at every render cost more
+            # than the render itself. Edited templates take effect in a new PromptLibrary.
+            auto_reload=False,
         )
         self._static: dict[str, str] = {}
         if override_dir is not None:  # a broken template fails now, not in the middle of a run
