@@ -8,6 +8,7 @@ import inspect
 import os
 import time
 import uuid
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -30,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typing_extensions import Unpack
 
 from redraft._interrupts import RunInterrupted
-from redraft._sync import iterate_sync, run_sync
+from redraft._sync import LoopThread
 from redraft._tasks import all_of
 from redraft.agents.actor import Actor, LLMActor
 from redraft.agents.critics.base import Critic
@@ -162,6 +163,10 @@ class Refiner:
         self._builder = self.strategy.build(Operations(self.agents), self.budgets)
         self.graph: RunGraph = self._builder.compile(checkpointer=saver, name="redraft")
         """The compiled LangGraph graph; embed it as a subgraph or drive it directly."""
+        # The sync API's one event loop, started by the first sync call. A refiner that is
+        # never closed releases it and what was opened on it when it is collected.
+        self._loop = LoopThread()
+        weakref.finalize(self, _shut_down, self._loop, self.resources())
 
     @property
     def memory(self) -> CorrectionMemory | None:
@@ -197,7 +202,7 @@ class Refiner:
         """Refine one task; `progress=True` shows each step live (terminal or notebook)."""
         work = self._arun(task, thread_id, progress)
         try:
-            return run_sync(self._closing(work))
+            return self._loop.run(work)
         except RunInterrupted as exc:
             exc.reraise()
 
@@ -215,7 +220,7 @@ class Refiner:
         """`aresume` from sync code."""
         work = self._arun(None, _resumed_thread(thread_id), progress)
         try:
-            return run_sync(self._closing(work))
+            return self._loop.run(work)
         except RunInterrupted as exc:
             exc.reraise()
 
@@ -259,20 +264,14 @@ class Refiner:
     async def aclose(self) -> None:
         """Release every resource of `resources()`: model connections, sandbox pools, local
         models' workers. The refiner stays usable; a later run opens what it needs again."""
-        failures: list[BaseException] = []
-        for resource in self.resources():
-            try:
-                close = _closer(resource)
-                if close is not None:
-                    await close()
-            except Exception as exc:  # one failing close must not leave the rest open
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+        await _close_all(self.resources())
 
     def close(self) -> None:
-        """`aclose` from sync code."""
-        run_sync(self.aclose())
+        """`aclose` from sync code, on the loop the sync calls ran on, which then stops."""
+        try:
+            self._loop.run(self.aclose())
+        finally:
+            self._loop.stop()
 
     def __enter__(self) -> Refiner:
         return self
@@ -285,20 +284,6 @@ class Refiner:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    async def _release_connections(self) -> None:
-        """Close the models' connections, which belong to the running event loop."""
-        for model in self.models():
-            close = getattr(model, "aclose", None)
-            if close is not None:
-                await close()
-
-    async def _closing(self, work: Awaitable[T]) -> T:
-        # The sync API makes an event loop per call: what the models opened on it goes with it.
-        try:
-            return await work
-        finally:
-            await self._release_connections()
 
     async def astream(
         self, task: str | Task, *, thread_id: str | None = None
@@ -375,20 +360,10 @@ class Refiner:
         return _Run(graph, config, None)  # resume from the last checkpoint
 
     def stream(self, task: str | Task, *, thread_id: str | None = None) -> Iterator[Event]:
-        """`astream` from sync code: the run goes on in a worker thread with its own loop."""
+        """`astream` from sync code: the run goes on in the refiner's event loop thread."""
         checked = _coerce_task(task)  # a bad task fails here, not at the first event
         _thread_id(thread_id)
-
-        async def events() -> AsyncIterator[Event]:
-            run = self._astream(checked, thread_id)
-            try:
-                async for event in run:
-                    yield event
-            finally:
-                await run.aclose()
-                await self._release_connections()
-
-        return _interruptible(iterate_sync(events))
+        return _interruptible(self._loop.iterate(lambda: self._astream(checked, thread_id)))
 
     @overload
     async def abatch(
@@ -504,7 +479,7 @@ class Refiner:
         """`abatch` from sync code."""
         work = self._abatch(tasks, concurrency, model_concurrency, return_exceptions, progress)
         try:
-            return run_sync(self._closing(work))
+            return self._loop.run(work)
         except RunInterrupted as exc:
             exc.reraise()
 
@@ -714,6 +689,29 @@ def _coerce_task(task: object) -> Task:
     return Task.coerce(task)  # type: ignore[arg-type]  # checked there, at run time
 
 
+async def _close_all(resources: Sequence[object]) -> None:
+    """Close each resource; one that fails does not leave the rest open."""
+    failures: list[BaseException] = []
+    for resource in resources:
+        try:
+            close = _closer(resource)
+            if close is not None:
+                await close()
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+def _shut_down(loop: LoopThread, resources: Sequence[object]) -> None:
+    """A collected refiner's loop: what was opened on it is closed, then the loop."""
+    if not loop.running:
+        return
+    with suppress(Exception):  # nobody is left to tell
+        loop.run(_close_all(resources))
+    loop.stop()
+
+
 def _closer(resource: object) -> Callable[[], Awaitable[None]] | None:
     """How to release `resource` (`aclose`, else `close` in a thread), if it has either."""
     aclose = getattr(resource, "aclose", None)
@@ -802,7 +800,8 @@ async def arefine(
     """Refine one task with a `Refiner` made from `options` (its keyword arguments)."""
     task = _coerce_task(task)  # a bad task is named before any model is looked at
     _check_options(dict(options))
-    return await Refiner(**options).arun(task, thread_id=thread_id, progress=progress)
+    async with Refiner(**options) as refiner:
+        return await refiner.arun(task, thread_id=thread_id, progress=progress)
 
 
 def refine(
@@ -819,4 +818,5 @@ def refine(
     """
     task = _coerce_task(task)  # a bad task is named before any model is looked at
     _check_options(dict(options))
-    return Refiner(**options).run(task, thread_id=thread_id, progress=progress)
+    with Refiner(**options) as refiner:
+        return refiner.run(task, thread_id=thread_id, progress=progress)

@@ -32,6 +32,7 @@ class ChatRequest:
     headers: dict[str, str]
     received_at: float
     path: str = "/v1/chat/completions"
+    client: str = ""  # the client's address and port: one per connection it opened
 
     @property
     def model(self) -> str:
@@ -281,6 +282,7 @@ class OpenAIServer:
             headers=dict(request.headers),
             received_at=received_at,
             path=request.path,
+            client=_peer(request),
         )
         with self._lock:
             self.requests.append(chat)
@@ -297,6 +299,11 @@ class OpenAIServer:
         if delay > 0:
             await asyncio.sleep(delay)
         return _response(chat, reply)
+
+
+def _peer(request: web.Request) -> str:
+    peer = None if request.transport is None else request.transport.get_extra_info("peername")
+    return "" if not peer else f"{peer[0]}:{peer[1]}"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
