@@ -278,6 +278,21 @@ def test_exit_1_when_the_rounds_run_out(
     assert err.startswith("not passed · stop: max_rounds")
 
 
+@pytest.mark.parametrize(("patience", "rounds"), [("2", 3), ("off", 5)])
+def test_patience_stops_a_run_that_no_longer_improves_unless_off(
+    server: OpenAIServer, capsys: pytest.CaptureFixture[str], patience: str, rounds: int
+) -> None:
+    code, out, _ = run(
+        capsys, "refine", "An impossible haiku", "-m", MODEL, "--api-base", server.base_url,
+        "--max-rounds", "5", "--patience", patience, "--json",
+    )  # fmt: skip
+    assert code == 1
+    result = Result.model_validate_json(out)
+    assert len(result.rounds) == rounds
+    expected = StopReason.NO_IMPROVEMENT if patience == "2" else StopReason.MAX_ROUNDS
+    assert result.stop_reason is expected
+
+
 def test_exit_3_when_a_model_fails_mid_run(
     server: OpenAIServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -116,10 +116,9 @@ CASES: dict[str, Case] = {
     "refine-rounds-negative": case("refine $M --rounds -1 hi", fix="greater than or equal"),
     "refine-rounds-text": case("refine $M --rounds abc hi", fix="valid integer"),
     "refine-rounds-decimal": case("refine $M --rounds 2.5 hi", fix="valid integer"),
-    "refine-patience-negative": case(
-        "refine $M --patience -1 hi",
-        fix="greater than or equal to 0",
-    ),
+    "refine-patience-negative": case("refine $M --patience -1 hi", fix="or 'off'"),
+    "refine-patience-zero": case("refine $M --patience 0 hi", fix="'off' for no patience rule"),
+    "refine-patience-text": case("refine $M --patience never hi", fix="or 'off'"),
     "refine-max-tokens-zero": case("refine $M --max-tokens 0 hi", fix="greater than or equal to 1"),
     "refine-max-cost-negative": case("refine $M --max-cost -1 hi", fix="above 0"),
     "refine-max-cost-nan": case("refine $M --max-cost nan hi", fix="not a number"),

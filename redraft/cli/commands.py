@@ -18,7 +18,7 @@ from redraft.cli.inputs import (
     read_optional,
     read_task,
 )
-from redraft.cli.numbers import number_in
+from redraft.cli.numbers import number_in, patience_rounds
 from redraft.cli.options import (
     ApiBaseOption,
     EditorModelOption,
@@ -102,8 +102,12 @@ def refine(
         ),
     ] = None,
     patience: Annotated[
-        int,
-        typer.Option(min=0, help="Stop after N rounds without a better score (0: never)."),
+        int | None,
+        typer.Option(
+            parser=patience_rounds,
+            metavar="N|off",
+            help="Stop after N rounds without a better score; off: never.",
+        ),
     ] = 2,
     max_tokens: Annotated[
         int | None,
@@ -150,7 +154,7 @@ def refine(
             editor_model=models.editor,
             max_rounds=rounds,
             threshold=threshold,
-            patience=patience or None,
+            patience=patience,
             max_tokens=max_tokens,
             max_cost_usd=max_cost,
             memory=open_memory(memory, memory_db),

@@ -61,3 +61,21 @@ def number_in(
         return number
 
     return parse
+
+
+def patience_rounds(value: object) -> int | None:
+    """A typer `parser=` for `--patience`: rounds without a better score (1 or more), or
+    `off` for no patience rule, the CLI's spelling of `patience=None` in Python."""
+    if value is None or isinstance(value, int):  # a default, already parsed
+        return value if not isinstance(value, bool) else None
+    text = str(value).strip().lower()
+    if text in ("off", "none"):
+        return None
+    wanted = "a whole number of rounds of at least 1, or 'off' for no patience rule"
+    try:
+        rounds = int(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number of rounds: give {wanted}") from None
+    if rounds < 1:
+        raise typer.BadParameter(f"{rounds} is out of range: give {wanted}")
+    return rounds
