@@ -258,9 +258,22 @@ class Draft(_Model):
     lessons: list[Lesson] = Field(
         default_factory=list, description="Past corrections the author was given."
     )
+    reflections: list[str] = Field(
+        default_factory=list,
+        description="What earlier failed attempts taught, given to the author (Reflexion).",
+    )
 
     def __str__(self) -> str:
         return self.text
+
+
+class Reflection(_Model):
+    """A reflector's account of a failed attempt: what went wrong, what to do differently."""
+
+    text: str
+    model: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = 0.0
 
 
 class Issue(_Input):

@@ -35,7 +35,11 @@ class LLMActor:
             system(ctx.prompts.render("actor_system.md")),
             user(
                 ctx.prompts.render(
-                    "actor.md", task=task, rubric_text=rubric_text, lessons=ctx.lessons
+                    "actor.md",
+                    task=task,
+                    rubric_text=rubric_text,
+                    lessons=ctx.lessons,
+                    reflections=ctx.reflections,
                 )
             ),
         ]

@@ -22,6 +22,8 @@ class AgentContext:
     lessons: Sequence[Lesson] = ()  # past corrections retrieved from memory for this call
     # Drafts already made that a revision must not repeat (a rejected repeat, its siblings).
     avoid: Sequence[Draft] = ()
+    # What earlier failed attempts taught: for a fresh attempt, and for the next reflection.
+    reflections: Sequence[str] = ()
 
     def pick_model(self, own: ChatModel | None, role: str) -> ChatModel:
         """The agent's own model if it has one, else the run's model for its role."""

@@ -1,4 +1,4 @@
-"""The operations every strategy is built from: draft, judge, revise.
+"""The operations every strategy is built from: draft, judge, revise, reflect.
 
 They are the only code that stamps a candidate's id, parent, depth, timing, usage and
 lessons, and that detects a revision repeating an earlier draft. Agents return content and
@@ -11,7 +11,7 @@ import asyncio
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, overload
 
 from redraft._interrupts import RunInterrupted, contained
@@ -21,6 +21,7 @@ from redraft.agents.base import AgentContext
 from redraft.agents.critics.base import Critic
 from redraft.agents.editor import Editor
 from redraft.agents.prompts import PromptLibrary
+from redraft.agents.reflector import LLMReflector, Reflector
 from redraft.engine.selection import aggregate
 from redraft.errors import describe
 from redraft.events import emit
@@ -34,6 +35,7 @@ from redraft.types import (
     EditEvent,
     Lesson,
     Origin,
+    Reflection,
     Result,
     Round,
     Task,
@@ -60,12 +62,14 @@ class Agents:
     prompts: PromptLibrary
     memory: CorrectionMemory | None = None
     lessons: int = 3  # most past corrections given to the actor or editor per call
+    # Reflects on a failed attempt, with the editor's model unless it has its own.
+    reflector: Reflector = field(default_factory=LLMReflector)
 
 
 @dataclass(frozen=True)
 class Revised:
-    """What `revise` made: a new candidate, or why there is none (`stop`, with `error`
-    when the editor failed), and what the attempts cost either way."""
+    """What `revise` or `reflect` made: a new candidate, or why there is none (`stop`, with
+    `error` when an agent failed), and what the attempts cost either way."""
 
     candidate: Candidate | None
     spent: Usage
@@ -227,6 +231,69 @@ class Operations:
             error = f"the editor{who} returned an empty draft twice; the best draft so far is kept"
             return Revised(None, spent, stop="error", error=error)
         return Revised(None, spent, stop="repeated")
+
+    async def reflect(
+        self,
+        task: Task,
+        attempt: Sequence[Candidate],
+        reflections: Sequence[str],
+        number: int,
+    ) -> Revised:
+        """A fresh first draft after the failed `attempt` (its judged candidates, in the order
+        made), as candidate `number`, a child of the attempt's last candidate.
+
+        The reflector says what went wrong and what to do differently; the actor then drafts
+        from scratch, given that and the `reflections` of earlier attempts (all are on the
+        new draft as `reflections`). The draft's usage includes the reflection's.
+        """
+        if not attempt:
+            raise ValueError("reflect needs the candidates of an attempt")
+        started = time.perf_counter()
+        parent = attempt[-1]
+        ctx = AgentContext(
+            self.agents.editor_model, self.agents.prompts, reflections=tuple(reflections)
+        )
+        try:
+            reflection = await contained(self.agents.reflector.reflect(attempt, task, ctx))
+        except RunInterrupted:
+            raise
+        except Exception as exc:
+            return Revised(None, Usage(), stop="error", error=describe(exc))
+        if not isinstance(reflection, Reflection) or not reflection.text.strip():
+            got = "an empty reflection" if isinstance(reflection, Reflection) else "no Reflection"
+            spent = reflection.usage if isinstance(reflection, Reflection) else Usage()
+            return Revised(None, spent, stop="error", error=f"the reflector returned {got}")
+        learned = [*reflections, reflection.text]
+        lessons = await self.recall(task, parent.critiques)
+        ctx = AgentContext(
+            self.agents.actor_model, self.agents.prompts, lessons=lessons, reflections=learned
+        )
+        try:
+            draft = await contained(self.agents.actor.draft(task, ctx))
+        except RunInterrupted:
+            raise
+        except Exception as exc:
+            return Revised(None, reflection.usage, stop="error", error=describe(exc))
+        draft = draft.model_copy(
+            update={
+                "round": 0,
+                "author": "actor",
+                "usage": reflection.usage + draft.usage,
+                "duration_s": time.perf_counter() - started,
+                "lessons": lessons,
+                "reflections": learned,
+                "revises": None,
+            }
+        )
+        emit(DraftEvent(round=0, draft=draft))
+        fresh = Candidate(
+            id=candidate_id(number),
+            parent_id=parent.id,
+            depth=parent.depth + 1,
+            origin=Origin.REFLECT,
+            draft=draft,
+        )
+        return Revised(fresh, Usage())
 
     async def recall(self, task: Task, critiques: Sequence[Critique] = ()) -> list[Lesson]:
         """Past corrections relevant to the task (and to what the critics said)."""
