@@ -205,3 +205,17 @@ def test_checkpoints_store_each_draft_once(tmp_path: Path) -> None:
         ).fetchone()
     assert blobs < size // 2, blobs
     assert len(drafts) * size <= writes < 1.1 * len(drafts) * size, writes
+
+
+def test_checkpoints_of_the_earlier_state_layout(tmp_path: Path) -> None:
+    """A database written before drafts and judgments were kept apart (made with redraft
+    at 8f2c7e8): thread 'done' finished, thread 't' was interrupted after one round."""
+    import shutil
+
+    db = tmp_path / "runs.db"
+    shutil.copy(Path(__file__).parent / "data" / "checkpoint-before-delta.db", db)
+    refiner = make_refiner(db, ScriptedModel([]), ScriptedModel([]))
+    finished = refiner.resume("done")
+    assert finished.passed and [r.draft.text for r in finished.rounds] == ["a", "b"]
+    with pytest.raises(ConfigError, match="checkpointed by an earlier redraft"):
+        refiner.resume("t")

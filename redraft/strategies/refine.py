@@ -16,6 +16,7 @@ from langgraph.types import Command
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, total_usage, usage_report
 from redraft.engine.selection import best_index
+from redraft.errors import ConfigError
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
 from redraft.types import (
@@ -59,7 +60,12 @@ class _MainLine:
         self._made: dict[tuple[int, int], tuple[Candidate, Judgment, Candidate]] = {}
 
     def __call__(self, state: RefineState) -> list[Candidate]:
-        drafts = state.get("drafts", {})
+        if not state.get("drafts"):  # every step after the first draft has them
+            raise ConfigError(
+                "this run was checkpointed by an earlier redraft, whose state this one cannot "
+                "resume: run the task again under a new thread_id"
+            )
+        drafts = state["drafts"]
         line: list[Candidate] = []
         for judgment in state.get("judgments", []):
             draft = drafts[judgment.candidate_id]
