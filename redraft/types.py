@@ -117,14 +117,21 @@ class Usage(_Model):
 
     @classmethod
     def total_of(cls, usages: Iterable[Usage]) -> Usage:
-        items = list(usages)
-        # Sums of valid fields are valid: skip validation, this runs in every round.
+        input_tokens = output_tokens = calls = 0
+        cost_usd = latency_s = 0.0
+        for usage in usages:  # one pass: this runs in every round
+            input_tokens += usage.input_tokens
+            output_tokens += usage.output_tokens
+            cost_usd += usage.cost_usd
+            calls += usage.calls
+            latency_s += usage.latency_s
+        # Sums of valid fields are valid: no validation needed.
         return cls.model_construct(
-            input_tokens=sum(u.input_tokens for u in items),
-            output_tokens=sum(u.output_tokens for u in items),
-            cost_usd=sum(u.cost_usd for u in items),
-            calls=sum(u.calls for u in items),
-            latency_s=sum(u.latency_s for u in items),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            calls=calls,
+            latency_s=latency_s,
         )
 
 

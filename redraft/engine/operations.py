@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, overload
 
 from redraft._interrupts import RunInterrupted, contained
@@ -82,6 +83,7 @@ def candidate_id(number: int) -> str:
     return f"c{number}"
 
 
+@lru_cache(maxsize=4096)  # each revision compares with every earlier draft, each round
 def normalise(text: str) -> str:
     """Text as compared for repetition: whitespace differences do not make a new draft."""
     return _SPACE.sub(" ", text).strip()
