@@ -515,10 +515,11 @@ def key_free_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 async def test_a_missing_key_is_named_before_any_call(key_free_env: None) -> None:
     # This provider reports a missing key as a server error 500 (and was retried as one).
-    from redraft.models.base import user
+    from redraft.models.base import ModelRequest, user
 
+    gemini = LiteLLMModel("gemini/gemini-1.5-flash", max_attempts=3)
     with pytest.raises(ConfigError) as caught:
-        await LiteLLMModel("gemini/gemini-1.5-flash", max_attempts=3).complete([user("hi")])
+        await gemini.complete(ModelRequest(messages=[user("hi")]))
     message = str(caught.value)
     assert message.startswith("missing API key for gemini/gemini-1.5-flash: set ")
     assert "GEMINI_API_KEY" in message and "500" not in message
