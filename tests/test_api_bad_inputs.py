@@ -72,6 +72,15 @@ class SyncCritic:
         return None
 
 
+class OldSignatureModel:
+    """A user's model written for complete(messages, *, output_schema, tools, settings)."""
+
+    name = "old"
+
+    async def complete(self, messages: list[object], **options: object) -> object:
+        raise AssertionError("a refused model must not be called")
+
+
 # (case id, what to build, fragments the one-line message must hold: the field and the fix)
 BAD: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     # stop rules
@@ -290,6 +299,21 @@ BAD: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
         "model class",
         lambda: Refiner(ScriptedModel),  # type: ignore[arg-type]
         ("the class ScriptedModel", "pass an instance"),
+    ),
+    (
+        "model old complete",
+        lambda: Refiner(OldSignatureModel()),  # type: ignore[arg-type]
+        ("OldSignatureModel.complete() takes messages", "complete(request: ModelRequest)"),
+    ),
+    (
+        "critic_model old complete",
+        lambda: Refiner(model(), critic_model=OldSignatureModel()),  # type: ignore[arg-type]
+        ("complete() takes messages", "complete(request: ModelRequest)"),
+    ),
+    (
+        "actor own model old complete",
+        lambda: LLMActor(OldSignatureModel()),  # type: ignore[arg-type]
+        ("complete() takes messages", "request.messages"),
     ),
     ("model empty", lambda: Refiner(""), ("model is an empty string", "REDRAFT_MODEL")),
     ("model blank", lambda: Refiner("  "), ("model is an empty string",)),
