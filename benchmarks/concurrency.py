@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redraft import LiteLLMModel, LLMCritic, LLMEditor, Refiner, Result
-from redraft.models.base import Message, ModelSettings
+from redraft.models.base import Message, ModelRequest, ModelSettings
 from redraft.models.litellm import load_litellm
 from redraft.testing.openai_server import ChatRequest, OpenAIServer
 
@@ -155,7 +155,7 @@ async def model_baseline(
             max_tokens=body.get("max_tokens"),
             stop=body.get("stop"),
         )
-        completion = await model.complete(messages, settings=settings)
+        completion = await model.complete(ModelRequest(messages=messages, settings=settings))
         assert completion.text
 
     return await replay_twice(server, send, bodies, args)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from redraft.models.base import ModelSettings, user
+from redraft.models.base import ModelRequest, ModelSettings, user
 from redraft.models.local import LocalModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,7 +74,8 @@ async def run_loops(model: LocalModel, loops: int, calls: int, tokens: int) -> t
         for call in range(calls):
             topic = TOPICS[(index + call) % len(TOPICS)]
             prompt = f"Write a haiku about {topic}. " * (1 + index % 3)  # prompts vary in length
-            completion = await model.complete([user(prompt)], settings=settings)
+            request = ModelRequest(messages=[user(prompt)], settings=settings)
+            completion = await model.complete(request)
             generated += completion.usage.output_tokens
         return generated
 

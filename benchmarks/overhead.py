@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from redraft import FunctionCritic, LLMCritic, LLMEditor, Refiner, ScriptedModel
-from redraft.models.base import Message
+from redraft.models.base import Message, ModelRequest
 from redraft.models.scripted import ScriptedCall
 
 VERDICT = json.dumps(
@@ -90,13 +90,16 @@ def hand_written_graph(rounds: int, critics: str) -> Any:
     writer, judge = instant_writer(), instant_judge()
 
     async def generate(state: HandState) -> dict[str, Any]:
-        reply = await writer.complete([Message(role="user", content=state["task"])])
+        task = [Message(role="user", content=state["task"])]
+        reply = await writer.complete(ModelRequest(messages=task))
         return {"draft": reply.text}
 
     async def critique(state: HandState) -> dict[str, Any]:
         if critics == "llm":
             prompt = f"Task: {state['task']}\nAnswer: {state['draft']}\nReply with JSON."
-            reply = await judge.complete([Message(role="user", content=prompt)])
+            reply = await judge.complete(
+                ModelRequest(messages=[Message(role="user", content=prompt)])
+            )
             verdict = json.loads(reply.text)
             score, feedback = (verdict["score"] - 1) / 4, verdict["feedback"]
         else:
@@ -105,7 +108,7 @@ def hand_written_graph(rounds: int, critics: str) -> Any:
 
     async def revise(state: HandState) -> dict[str, Any]:
         prompt = f"Task: {state['task']}\nDraft: {state['draft']}\nFeedback: {state['feedback']}"
-        reply = await writer.complete([Message(role="user", content=prompt)])
+        reply = await writer.complete(ModelRequest(messages=[Message(role="user", content=prompt)]))
         return {"draft": reply.text}
 
     def route(state: HandState) -> str:

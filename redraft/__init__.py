@@ -19,7 +19,15 @@ from redraft.errors import (
     RedraftError,
     StructuredOutputError,
 )
-from redraft.models.base import ChatModel, Completion, Message, ModelSettings, ToolCall, ToolSpec
+from redraft.models.base import (
+    ChatModel,
+    Completion,
+    Message,
+    ModelRequest,
+    ModelSettings,
+    ToolCall,
+    ToolSpec,
+)
 from redraft.models.litellm import LiteLLMModel
 from redraft.models.local import LocalModel
 from redraft.models.resolve import resolve_model
@@ -77,6 +85,7 @@ __all__ = [
     "MemoryFileError",
     "Message",
     "ModelError",
+    "ModelRequest",
     "ModelSettings",
     "Origin",
     "PromptLibrary",

@@ -72,6 +72,15 @@ class SyncCritic:
         return None
 
 
+class OldSignatureModel:
+    """A user's model written for complete(messages, *, output_schema, tools, settings)."""
+
+    name = "old"
+
+    async def complete(self, messages: list[object], **options: object) -> object:
+        raise AssertionError("a refused model must not be called")
+
+
 # (case id, what to build, fragments the one-line message must hold: the field and the fix)
 BAD: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     # stop rules
@@ -290,6 +299,21 @@ BAD: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
         "model class",
         lambda: Refiner(ScriptedModel),  # type: ignore[arg-type]
         ("the class ScriptedModel", "pass an instance"),
+    ),
+    (
+        "model old complete",
+        lambda: Refiner(OldSignatureModel()),  # type: ignore[arg-type]
+        ("OldSignatureModel.complete() takes messages", "complete(request: ModelRequest)"),
+    ),
+    (
+        "critic_model old complete",
+        lambda: Refiner(model(), critic_model=OldSignatureModel()),  # type: ignore[arg-type]
+        ("complete() takes messages", "complete(request: ModelRequest)"),
+    ),
+    (
+        "actor own model old complete",
+        lambda: LLMActor(OldSignatureModel()),  # type: ignore[arg-type]
+        ("complete() takes messages", "request.messages"),
     ),
     ("model empty", lambda: Refiner(""), ("model is an empty string", "REDRAFT_MODEL")),
     ("model blank", lambda: Refiner("  "), ("model is an empty string",)),
@@ -515,10 +539,11 @@ def key_free_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 async def test_a_missing_key_is_named_before_any_call(key_free_env: None) -> None:
     # This provider reports a missing key as a server error 500 (and was retried as one).
-    from redraft.models.base import user
+    from redraft.models.base import ModelRequest, user
 
+    gemini = LiteLLMModel("gemini/gemini-1.5-flash", max_attempts=3)
     with pytest.raises(ConfigError) as caught:
-        await LiteLLMModel("gemini/gemini-1.5-flash", max_attempts=3).complete([user("hi")])
+        await gemini.complete(ModelRequest(messages=[user("hi")]))
     message = str(caught.value)
     assert message.startswith("missing API key for gemini/gemini-1.5-flash: set ")
     assert "GEMINI_API_KEY" in message and "500" not in message

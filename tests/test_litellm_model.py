@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from redraft.errors import ConfigError, ModelError
-from redraft.models.base import ModelSettings, ToolSpec, system, user
+from redraft.models.base import ModelRequest, ModelSettings, ToolSpec, system, user
 from redraft.models.litellm import (
     PLACEHOLDER_API_KEY,
     LiteLLMModel,
@@ -23,11 +23,15 @@ from redraft.models.litellm import (
 from redraft.testing import ChatRequest, OpenAIServer, ServerReply
 
 MODEL = "openai/test-model"
+HI = ModelRequest(messages=[user("hi")])
 
 
 class Verdict(BaseModel):
     score: int
     reason: str
+
+
+JUDGE_IT = ModelRequest(messages=[user("judge it")], output_schema=Verdict)
 
 
 @pytest.fixture
@@ -53,7 +57,10 @@ async def test_completion_text_usage_and_request() -> None:
     with OpenAIServer.scripted([reply]) as server:
         model = LiteLLMModel(MODEL, api_base=server.base_url, temperature=0.3, max_tokens=50)
         completion = await model.complete(
-            [system("be brief"), user("say hello")], settings=ModelSettings(stop=["END"])
+            ModelRequest(
+                messages=[system("be brief"), user("say hello")],
+                settings=ModelSettings(stop=["END"]),
+            )
         )
         await model.aclose()
     assert completion.text == "hello there"
@@ -80,7 +87,8 @@ async def test_completion_text_usage_and_request() -> None:
 
 async def test_per_call_settings_override_model_defaults(server: OpenAIServer) -> None:
     model = LiteLLMModel(MODEL, api_base=server.base_url, api_key="sk-local", temperature=0.9)
-    await model.complete([user("hi")], settings=ModelSettings(temperature=0.0, max_tokens=7))
+    settings = ModelSettings(temperature=0.0, max_tokens=7)
+    await model.complete(ModelRequest(messages=[user("hi")], settings=settings))
     body = server.requests[0].body
     assert body["temperature"] == 0.0
     assert body["max_tokens"] == 7
@@ -102,7 +110,7 @@ async def test_tool_calls_are_parsed() -> None:
     )
     with OpenAIServer.scripted([reply]) as server:
         completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete(
-            [user("find it")], tools=[tool]
+            ModelRequest(messages=[user("find it")], tools=[tool])
         )
     assert server.requests[0].tools == [tool.to_openai()]
     assert completion.text == ""
@@ -118,7 +126,7 @@ async def test_rate_limit_retry_after_is_honoured() -> None:
     replies = [ServerReply("slow down", status=429, headers={"Retry-After": "1"}), "done"]
     with OpenAIServer.scripted(replies) as server:
         model = LiteLLMModel(MODEL, api_base=server.base_url, max_attempts=3)
-        completion = await model.complete([user("hi")])
+        completion = await model.complete(HI)
     assert completion.text == "done"
     assert len(server.requests) == 2
     assert gaps(server)[0] >= 0.95
@@ -128,7 +136,7 @@ async def test_rate_limit_retry_after_is_honoured() -> None:
 async def test_retry_after_ms_replaces_backoff() -> None:
     replies = [ServerReply("busy", status=503, headers={"retry-after-ms": "150"}), "done"]
     with OpenAIServer.scripted(replies) as server:
-        completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete([user("hi")])
+        completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete(HI)
     assert completion.text == "done"
     [gap] = gaps(server)
     # backoff alone would wait at least 0.5 s before the first retry
@@ -142,7 +150,7 @@ async def test_server_error_storm_gives_up_after_max_attempts() -> None:
     with OpenAIServer(always_fail) as server:
         model = LiteLLMModel(MODEL, api_base=server.base_url, max_attempts=3)
         with pytest.raises(ModelError) as caught:
-            await model.complete([user("hi")])
+            await model.complete(HI)
     message = str(caught.value)
     assert len(server.requests) == 3
     assert "\n" not in message
@@ -158,7 +166,7 @@ async def test_retrying_stops_at_max_retry_s() -> None:
         model = LiteLLMModel(MODEL, api_base=server.base_url, max_attempts=50, max_retry_s=0.5)
         started = time.monotonic()
         with pytest.raises(ModelError, match="server error 503"):
-            await model.complete([user("hi")])
+            await model.complete(HI)
     assert 2 <= len(server.requests) <= 4
     assert time.monotonic() - started < 2.0
 
@@ -167,7 +175,7 @@ async def test_timeouts_are_retried_then_reported() -> None:
     with OpenAIServer(lambda request: ServerReply("late", delay_s=2.0)) as server:
         model = LiteLLMModel(MODEL, api_base=server.base_url, timeout_s=0.3, max_attempts=2)
         with pytest.raises(ModelError) as caught:
-            await model.complete([user("hi")])
+            await model.complete(HI)
     assert len(server.requests) == 2
     assert str(caught.value) == f"{MODEL}: timed out after 0.3s (2 attempts)"
 
@@ -176,7 +184,7 @@ async def test_unauthorised_is_a_config_error_and_not_retried() -> None:
     with OpenAIServer(lambda request: ServerReply("bad key", status=401)) as server:
         model = LiteLLMModel(MODEL, api_base=server.base_url)
         with pytest.raises(ConfigError) as caught:
-            await model.complete([user("hi")])
+            await model.complete(HI)
         assert len(server.requests) == 1
         assert str(caught.value) == (
             f"{MODEL}: the server at {server.base_url} wants an API key: "
@@ -184,7 +192,7 @@ async def test_unauthorised_is_a_config_error_and_not_retried() -> None:
         )
         keyed = LiteLLMModel(MODEL, api_base=server.base_url, api_key="sk-wrong")
         with pytest.raises(ConfigError, match="the API key was rejected: bad key"):
-            await keyed.complete([user("hi")])
+            await keyed.complete(HI)
         assert len(server.requests) == 2
 
 
@@ -193,7 +201,7 @@ async def test_missing_provider_key_is_a_config_error(monkeypatch: pytest.Monkey
     model = LiteLLMModel("openai/gpt-4o-mini", max_attempts=3)
     started = time.monotonic()
     with pytest.raises(ConfigError) as caught:
-        await model.complete([user("hi")])
+        await model.complete(HI)
     assert str(caught.value) == "missing API key for openai/gpt-4o-mini: set OPENAI_API_KEY"
     assert time.monotonic() - started < 2.0  # not retried
 
@@ -202,7 +210,7 @@ async def test_bad_request_is_not_retried() -> None:
     with OpenAIServer(lambda request: ServerReply("no such parameter", status=400)) as server:
         model = LiteLLMModel(MODEL, api_base=server.base_url)
         with pytest.raises(ModelError) as caught:
-            await model.complete([user("hi")])
+            await model.complete(HI)
     assert len(server.requests) == 1
     assert str(caught.value) == f"{MODEL}: request rejected (400): no such parameter"
 
@@ -211,7 +219,7 @@ async def test_connection_refused_names_the_api_base() -> None:
     api_base = f"http://127.0.0.1:{free_port()}/v1"
     model = LiteLLMModel(MODEL, api_base=api_base, max_attempts=2)
     with pytest.raises(ModelError) as caught:
-        await model.complete([user("hi")])
+        await model.complete(HI)
     message = str(caught.value)
     assert message.startswith(f"{MODEL}: cannot connect to {api_base}: connection refused (")
     assert "after 2 attempts" in message
@@ -220,16 +228,14 @@ async def test_connection_refused_names_the_api_base() -> None:
 
 async def test_unknown_model_string_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):
-        await LiteLLMModel("no-such-model").complete([user("hi")])
+        await LiteLLMModel("no-such-model").complete(HI)
 
 
 async def test_structured_output_from_a_json_fence(server: OpenAIServer) -> None:
     server.handler = lambda request: (
         'Here you go:\n```json\n{"score": 4, "reason": "clear"}\n```\nAnything else?'
     )
-    completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete(
-        [user("judge it")], output_schema=Verdict
-    )
+    completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete(JUDGE_IT)
     assert completion.parsed == Verdict(score=4, reason="clear")
     assert completion.parse_error is None
     # LiteLLM does not know this model supports schemas, so none is requested
@@ -238,9 +244,7 @@ async def test_structured_output_from_a_json_fence(server: OpenAIServer) -> None
 
 async def test_malformed_json_sets_parse_error(server: OpenAIServer) -> None:
     server.handler = lambda request: '{"score": 4, "reason": '
-    completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete(
-        [user("judge it")], output_schema=Verdict
-    )
+    completion = await LiteLLMModel(MODEL, api_base=server.base_url).complete(JUDGE_IT)
     assert completion.parsed is None
     assert completion.parse_error
     assert completion.text == '{"score": 4, "reason": '
@@ -249,7 +253,7 @@ async def test_malformed_json_sets_parse_error(server: OpenAIServer) -> None:
 async def test_schema_requested_from_models_that_support_it(server: OpenAIServer) -> None:
     server.handler = lambda request: '{"score": 5, "reason": "fine"}'
     model = LiteLLMModel("openai/gpt-4o-mini", api_base=server.base_url)
-    completion = await model.complete([user("judge it")], output_schema=Verdict)
+    completion = await model.complete(JUDGE_IT)
     response_format = server.requests[0].response_format
     assert response_format is not None
     assert response_format["type"] == "json_schema"
@@ -268,7 +272,7 @@ async def test_priced_model_cost_comes_from_litellm_price_table() -> None:
     with OpenAIServer(usage_reply) as server:
         model = LiteLLMModel("openai/gpt-4o-mini", api_base=server.base_url)
         for _ in range(3):  # every call priced, not only the first
-            completion = await model.complete([user("hi")])
+            completion = await model.complete(HI)
             assert completion.usage.cost_usd == pytest.approx(expected)
             assert completion.usage.cost_usd > 0
 
@@ -289,7 +293,7 @@ async def test_litellm_stops_pricing_a_model_it_has_no_price_for(
     monkeypatch.setattr(litellm, "response_cost_calculator", counting)
     with OpenAIServer(usage_reply) as server:
         model = LiteLLMModel(name, api_base=server.base_url)
-        costs = [(await model.complete([user("hi")])).usage.cost_usd for _ in range(4)]
+        costs = [(await model.complete(HI)).usage.cost_usd for _ in range(4)]
         await asyncio.sleep(0.1)  # LiteLLM's background success logging prices again
     assert costs == [0.0] * 4
     # LiteLLM tried (and failed) to price the first response, twice at most; after that redraft
@@ -302,11 +306,11 @@ async def test_prices_registered_after_a_failed_pricing_are_used() -> None:
     name = "openai/redraft-priced-later"
     with OpenAIServer(usage_reply) as server:
         model = LiteLLMModel(name, api_base=server.base_url)
-        assert (await model.complete([user("hi")])).usage.cost_usd == 0.0
+        assert (await model.complete(HI)).usage.cost_usd == 0.0
         price = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
         litellm.register_model({name: {**price, "litellm_provider": "openai", "mode": "chat"}})
         try:
-            completion = await model.complete([user("hi")])
+            completion = await model.complete(HI)
         finally:
             litellm.model_cost.pop(name, None)
     assert completion.usage.cost_usd == pytest.approx(1000 * 1e-6 + 500 * 2e-6)
@@ -315,12 +319,16 @@ async def test_prices_registered_after_a_failed_pricing_are_used() -> None:
 async def test_max_concurrency_caps_calls_in_flight() -> None:
     with OpenAIServer(latency_s=0.1) as server:
         capped = LiteLLMModel(MODEL, api_base=server.base_url, max_concurrency=3)
-        results = await asyncio.gather(*(capped.complete([user(f"q{i}")]) for i in range(10)))
+        results = await asyncio.gather(
+            *(capped.complete(ModelRequest(messages=[user(f"q{i}")])) for i in range(10))
+        )
         assert sorted(r.text for r in results) == sorted(f"q{i}" for i in range(10))
         assert server.max_in_flight == 3
         server.reset()
         free = LiteLLMModel(MODEL, api_base=server.base_url)
-        await asyncio.gather(*(free.complete([user(f"q{i}")]) for i in range(10)))
+        await asyncio.gather(
+            *(free.complete(ModelRequest(messages=[user(f"q{i}")])) for i in range(10))
+        )
         assert server.max_in_flight > 3  # the cap above was the model's doing
 
 
@@ -328,7 +336,8 @@ def test_one_instance_across_successive_event_loops(server: OpenAIServer) -> Non
     model = LiteLLMModel(MODEL, api_base=server.base_url, max_concurrency=2)
 
     async def ask(text: str) -> str:
-        first, _ = await asyncio.gather(model.complete([user(text)]), model.complete([user(text)]))
+        request = ModelRequest(messages=[user(text)])
+        first, _ = await asyncio.gather(model.complete(request), model.complete(request))
         return first.text
 
     assert asyncio.run(ask("first")) == "first"

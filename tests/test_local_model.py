@@ -23,7 +23,7 @@ pytest.importorskip("transformers")
 
 from redraft import FunctionCritic, LLMCritic, refine
 from redraft.errors import ConfigError, ModelError
-from redraft.models.base import ModelSettings, ToolSpec, system, user
+from redraft.models.base import ModelRequest, ModelSettings, ToolSpec, system, user
 from redraft.models.batching import BatchScheduler
 from redraft.models.local import DEFAULT_LOCAL_MODEL, LocalModel
 from redraft.models.resolve import check_credentials, resolve_model
@@ -38,6 +38,10 @@ PROMPTS = [
     "def mean(xs): return sum(xs) / len(xs) if xs else 0.0 and then some more words here",
     "Reply with JSON",
 ]
+
+
+def ask(prompt: str, settings: ModelSettings = GREEDY) -> ModelRequest:
+    return ModelRequest(messages=[user(prompt)], settings=settings)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +70,7 @@ def test_chat_template_is_applied(model: LocalModel, tiny_path: Path) -> None:
     from transformers import AutoTokenizer
 
     messages = [system("You are a strict, fair reviewer."), user("Write a haiku")]
-    completion = asyncio.run(model.complete(messages, settings=GREEDY))
+    completion = asyncio.run(model.complete(ModelRequest(messages=messages, settings=GREEDY)))
     tokenizer = AutoTokenizer.from_pretrained(tiny_path)
     text = tokenizer.apply_chat_template(
         [m.to_openai() for m in messages], tokenize=False, add_generation_prompt=True
@@ -81,15 +85,13 @@ def test_chat_template_is_applied(model: LocalModel, tiny_path: Path) -> None:
 
 def test_a_greedy_batch_equals_the_same_prompts_one_at_a_time(model: LocalModel) -> None:
     async def batched() -> list[tuple[str, int, int]]:
-        completions = await asyncio.gather(
-            *(model.complete([user(p)], settings=GREEDY) for p in PROMPTS)
-        )
+        completions = await asyncio.gather(*(model.complete(ask(p)) for p in PROMPTS))
         return [(c.text, c.usage.input_tokens, c.usage.output_tokens) for c in completions]
 
     async def one_at_a_time() -> list[tuple[str, int, int]]:
         out = []
         for prompt in PROMPTS:
-            c = await model.complete([user(prompt)], settings=GREEDY)
+            c = await model.complete(ask(prompt))
             out.append((c.text, c.usage.input_tokens, c.usage.output_tokens))
         return out
 
@@ -108,7 +110,7 @@ def test_many_coroutines_are_batched_and_grouped_by_settings(tiny_path: Path) ->
 
     async def main() -> list[tuple[str, int]]:
         calls = [
-            local.complete([user(PROMPTS[i % len(PROMPTS)])], settings=GREEDY if i % 2 else short)
+            local.complete(ask(PROMPTS[i % len(PROMPTS)], GREEDY if i % 2 else short))
             for i in range(40)
         ]
         return [(c.text, c.usage.output_tokens) for c in await asyncio.gather(*calls)]
@@ -129,10 +131,8 @@ def test_a_cancelled_caller_does_not_break_the_batch(tiny_path: Path) -> None:
     local = LocalModel(str(tiny_path), device="cpu", batch_wait_ms=200)
 
     async def main() -> tuple[list[str], bool]:
-        expected = [(await local.complete([user(p)], settings=GREEDY)).text for p in PROMPTS[:3]]
-        tasks = [
-            asyncio.create_task(local.complete([user(p)], settings=GREEDY)) for p in PROMPTS[:3]
-        ]
+        expected = [(await local.complete(ask(p))).text for p in PROMPTS[:3]]
+        tasks = [asyncio.create_task(local.complete(ask(p))) for p in PROMPTS[:3]]
         await asyncio.sleep(0.02)  # queued, waiting for company
         tasks[1].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -176,16 +176,14 @@ def test_cancelling_a_caller_while_its_batch_runs() -> None:
 
 def test_timeouts_cancel_callers_cleanly(model: LocalModel) -> None:
     async def main() -> tuple[bool, str]:
-        late = asyncio.create_task(
-            asyncio.wait_for(model.complete([user("one two")], settings=GREEDY), 0.001)
-        )
-        kept = asyncio.create_task(model.complete([user("one two")], settings=GREEDY))
+        late = asyncio.create_task(asyncio.wait_for(model.complete(ask("one two")), 0.001))
+        kept = asyncio.create_task(model.complete(ask("one two")))
         timed_out = isinstance((await asyncio.gather(late, return_exceptions=True))[0], Exception)
         return timed_out, (await kept).text
 
     timed_out, text = asyncio.run(main())
     assert timed_out
-    assert text == asyncio.run(model.complete([user("one two")], settings=GREEDY)).text
+    assert text == asyncio.run(model.complete(ask("one two"))).text
 
 
 def test_one_bad_request_fails_alone(model: LocalModel) -> None:
@@ -193,8 +191,8 @@ def test_one_bad_request_fails_alone(model: LocalModel) -> None:
 
     async def main() -> list[object]:
         return await asyncio.gather(
-            model.complete([user(too_long)], settings=GREEDY),
-            model.complete([user("one two")], settings=GREEDY),
+            model.complete(ask(too_long)),
+            model.complete(ask("one two")),
             return_exceptions=True,
         )
 
@@ -206,7 +204,7 @@ def test_one_bad_request_fails_alone(model: LocalModel) -> None:
 
 def test_stop_strings_cut_each_reply(model: LocalModel) -> None:
     settings = ModelSettings(temperature=0.0, max_tokens=16)
-    full = asyncio.run(model.complete([user(PROMPTS[0])], settings=settings))
+    full = asyncio.run(model.complete(ask(PROMPTS[0], settings)))
     # a stop string taken from the middle of the greedy reply: it must cut there
     stop = next(
         full.text[i : i + 2]
@@ -217,21 +215,22 @@ def test_stop_strings_cut_each_reply(model: LocalModel) -> None:
 
     async def main() -> list[str]:
         replies = await asyncio.gather(
-            model.complete([user(PROMPTS[0])], settings=stopped),
-            model.complete([user(PROMPTS[1])], settings=stopped),
+            model.complete(ask(PROMPTS[0], stopped)),
+            model.complete(ask(PROMPTS[1], stopped)),
         )
         return [r.text for r in replies]
 
     first, _ = asyncio.run(main())
     assert first == full.text[: full.text.find(stop)]
-    alone = asyncio.run(model.complete([user(PROMPTS[0])], settings=stopped))
+    alone = asyncio.run(model.complete(ask(PROMPTS[0], stopped)))
     assert alone.text == first
     assert alone.finish_reason == "stop"
 
 
 def test_tools_are_a_clear_error(model: LocalModel) -> None:
     with pytest.raises(ConfigError, match="tool calling is not supported"):
-        asyncio.run(model.complete([user("hi")], tools=[ToolSpec(name="search")]))
+        request = ModelRequest(messages=[user("hi")], tools=[ToolSpec(name="search")])
+        asyncio.run(model.complete(request))
 
 
 def test_a_missing_model_offline_is_a_clear_error_at_once() -> None:
@@ -244,7 +243,7 @@ def test_a_missing_model_offline_is_a_clear_error_at_once() -> None:
     assert "hf download nobody/no-such-model" in message
     assert "hf:/path/to/model" in message
     with pytest.raises(ConfigError) as on_call:  # the first call says the same, not a hang
-        asyncio.run(local.complete([user("hi")]))
+        asyncio.run(local.complete(ModelRequest(messages=[user("hi")])))
     assert str(on_call.value) == message
 
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from redraft.agents.base import AgentContext, describe_rubric, optional_model, rubric_of
 from redraft.checks import number
-from redraft.models.base import ChatModel, ModelSettings, system, user
+from redraft.models.base import ChatModel, ModelRequest, ModelSettings, system, user
 from redraft.models.limits import call_model
 from redraft.types import Draft, Task
 
@@ -44,7 +44,9 @@ class LLMActor:
             ),
         ]
         started = time.perf_counter()
-        completion = await call_model(model, messages, settings=self.settings)
+        completion = await call_model(
+            model, ModelRequest(messages=messages, settings=self.settings)
+        )
         return Draft(
             text=completion.text.strip(),
             round=0,

@@ -9,7 +9,15 @@ from typing import Literal, Protocol, cast
 from redraft.agents.base import AgentContext, optional_model
 from redraft.agents.patches import PatchError, apply_patches, parse_patches
 from redraft.checks import number, one_of, whole_number
-from redraft.models.base import ChatModel, Message, ModelSettings, assistant, system, user
+from redraft.models.base import (
+    ChatModel,
+    Message,
+    ModelRequest,
+    ModelSettings,
+    assistant,
+    system,
+    user,
+)
 from redraft.models.limits import call_model
 from redraft.types import Critique, Draft, EditMode, Round, Task, Usage
 
@@ -97,7 +105,7 @@ class LLMEditor:
             ),
         ]
         started = time.perf_counter()
-        reply = await call_model(model, messages, settings=settings)
+        reply = await call_model(model, ModelRequest(messages=messages, settings=settings))
         usage = reply.usage
         text, patches_applied, fell_back = reply.text.strip(), 0, False
         if mode is EditMode.PATCH:
@@ -132,7 +140,8 @@ class LLMEditor:
             user(ctx.prompts.render("patch_failed.md", error=str(error))),
         ]
         completion = await call_model(
-            model, retry, settings=ModelSettings(temperature=self.temperature)
+            model,
+            ModelRequest(messages=retry, settings=ModelSettings(temperature=self.temperature)),
         )
         return completion.text.strip(), completion.usage
 

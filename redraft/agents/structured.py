@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from redraft.agents.prompts import PromptLibrary
 from redraft.errors import StructuredOutputError
-from redraft.models.base import ChatModel, Message, ModelSettings, assistant, user
+from redraft.models.base import ChatModel, Message, ModelRequest, ModelSettings, assistant, user
 from redraft.models.limits import call_model
 from redraft.types import Usage
 
@@ -34,7 +34,8 @@ async def ask_structured(
     """Ask for a `schema` answer; on invalid output, re-ask once showing what was wrong."""
     if getattr(model, "schema_in_prompt", False):
         messages = with_schema_instruction(messages, schema, prompts)
-    completion = await call_model(model, messages, output_schema=schema, settings=settings)
+    request = ModelRequest(messages=messages, output_schema=schema, settings=settings)
+    completion = await call_model(model, request)
     usage = completion.usage
     if isinstance(completion.parsed, schema):
         return completion.parsed, usage
@@ -43,7 +44,7 @@ async def ask_structured(
         assistant(completion.text),
         user(prompts.render("repair.md", error=completion.parse_error)),
     ]
-    retry = await call_model(model, repair, output_schema=schema, settings=settings)
+    retry = await call_model(model, request.model_copy(update={"messages": repair}))
     usage = usage + retry.usage
     if isinstance(retry.parsed, schema):
         return retry.parsed, usage

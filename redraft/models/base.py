@@ -84,6 +84,22 @@ class ModelSettings(BaseModel):
     stop: list[str] | None = None
 
 
+class ModelRequest(BaseModel):
+    """Everything one model call is asked: the messages, and how to answer them.
+
+    `output_schema` asks for JSON of that shape, `tools` are functions the model may call,
+    `settings` override the model's own generation defaults. A wrapper that changes one field
+    passes on a copy: `request.model_copy(update={"messages": [...]})`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: list[Message]
+    output_schema: type[BaseModel] | None = None
+    tools: list[ToolSpec] | None = None
+    settings: ModelSettings | None = None
+
+
 class Completion(BaseModel):
     """What a model returned for one call."""
 
@@ -102,25 +118,19 @@ class Completion(BaseModel):
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """Anything that turns messages into a `Completion`.
+    """Anything that turns a `ModelRequest` into a `Completion`.
 
-    When `output_schema` is given the model should ask for JSON of that shape where the provider
-    supports it, and fill `Completion.parsed` (or `parse_error`) with `parse_structured`. A
-    model with no such request (a local one) sets `schema_in_prompt = True`: the caller then
-    asks for the JSON in the prompt itself, in the words of its own (overridable) template.
+    When `request.output_schema` is given the model should ask for JSON of that shape where
+    the provider supports it, and fill `Completion.parsed` (or `parse_error`) with
+    `parse_structured` (`with_parsed` does both). A model with no such request (a local one)
+    sets `schema_in_prompt = True`: the caller then asks for the JSON in the prompt itself, in
+    the words of its own (overridable) template.
     """
 
     @property
     def name(self) -> str: ...
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        output_schema: type[BaseModel] | None = None,
-        tools: list[ToolSpec] | None = None,
-        settings: ModelSettings | None = None,
-    ) -> Completion: ...
+    async def complete(self, request: ModelRequest) -> Completion: ...
 
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)\n?```", re.DOTALL)

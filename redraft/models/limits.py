@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from pydantic import BaseModel
-
-from redraft.models.base import ChatModel, Completion, Message, ModelSettings, ToolSpec
+from redraft.models.base import ChatModel, Completion, ModelRequest
 
 
 class ModelLimits:
@@ -41,21 +39,10 @@ def model_limits(per_model: int | None) -> Iterator[None]:
         _active_limits.reset(token)
 
 
-async def call_model(
-    model: ChatModel,
-    messages: list[Message],
-    *,
-    output_schema: type[BaseModel] | None = None,
-    tools: list[ToolSpec] | None = None,
-    settings: ModelSettings | None = None,
-) -> Completion:
-    """Call `model`, waiting for a slot when a per-model limit is active."""
+async def call_model(model: ChatModel, request: ModelRequest) -> Completion:
+    """Call `model` with `request`, waiting for a slot when a per-model limit is active."""
     limits = _active_limits.get()
     if limits is None:
-        return await model.complete(
-            messages, output_schema=output_schema, tools=tools, settings=settings
-        )
+        return await model.complete(request)
     async with limits.semaphore(model):
-        return await model.complete(
-            messages, output_schema=output_schema, tools=tools, settings=settings
-        )
+        return await model.complete(request)

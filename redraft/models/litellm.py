@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -34,14 +33,7 @@ from tenacity import (
 )
 
 from redraft.errors import ConfigError, ModelError
-from redraft.models.base import (
-    Completion,
-    Message,
-    ModelSettings,
-    ToolCall,
-    ToolSpec,
-    with_parsed,
-)
+from redraft.models.base import Completion, ModelRequest, ToolCall, with_parsed
 from redraft.models.endpoints import check_api_base
 from redraft.types import Usage
 
@@ -430,15 +422,11 @@ class LiteLLMModel:
             self._semaphores[loop] = semaphore
         return semaphore
 
-    def _request(
-        self,
-        messages: list[Message],
-        output_schema: type[BaseModel] | None,
-        tools: list[ToolSpec] | None,
-        settings: ModelSettings | None,
-    ) -> dict[str, Any]:
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        """The keyword arguments of `litellm.acompletion` for `request`."""
         litellm = load_litellm()
-        request: dict[str, Any] = {
+        settings, tools, output_schema = request.settings, request.tools, request.output_schema
+        arguments: dict[str, Any] = {
             "model": self.model,
             "timeout": self.timeout_s,
             "num_retries": 0,  # LiteLLM's own retry wrapper
@@ -446,7 +434,7 @@ class LiteLLMModel:
             "drop_params": True,
         }
         if self.api_base:
-            request["api_base"] = self.api_base
+            arguments["api_base"] = self.api_base
         api_key = self.api_key
         if api_key is None and self.api_base:
             if self._needs_placeholder is None:
@@ -454,24 +442,24 @@ class LiteLLMModel:
             if self._needs_placeholder:
                 api_key = PLACEHOLDER_API_KEY
         if api_key is not None:
-            request["api_key"] = api_key
+            arguments["api_key"] = api_key
         temperature = settings.temperature if settings else None
         max_tokens = settings.max_tokens if settings else None
         temperature = self.temperature if temperature is None else temperature
         max_tokens = self.max_tokens if max_tokens is None else max_tokens
         if temperature is not None:
-            request["temperature"] = temperature
+            arguments["temperature"] = temperature
         if max_tokens is not None:
-            request["max_tokens"] = max_tokens
+            arguments["max_tokens"] = max_tokens
         if settings and settings.stop:
-            request["stop"] = settings.stop
+            arguments["stop"] = settings.stop
         if tools:
-            request["tools"] = [tool.to_openai() for tool in tools]
+            arguments["tools"] = [tool.to_openai() for tool in tools]
             # Any tools make LiteLLM import its MCP gateway, which needs the optional `mcp`
             # package; ours are plain functions, so skip that path.
-            request["_skip_mcp_handler"] = True
+            arguments["_skip_mcp_handler"] = True
         if output_schema is not None and self._supports_schema(litellm):
-            request["response_format"] = {
+            arguments["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
                     "name": re.sub(r"[^A-Za-z0-9_-]", "_", output_schema.__name__)[:64],
@@ -480,9 +468,9 @@ class LiteLLMModel:
                     "strict": False,
                 },
             }
-        request.update(self.extra)
-        request["messages"] = [message.to_openai() for message in messages]
-        return request
+        arguments.update(self.extra)
+        arguments["messages"] = [message.to_openai() for message in request.messages]
+        return arguments
 
     def _supports_schema(self, litellm: Any) -> bool:
         if self._schema_support is None:
@@ -492,21 +480,14 @@ class LiteLLMModel:
                 self._schema_support = False
         return self._schema_support
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        output_schema: type[BaseModel] | None = None,
-        tools: list[ToolSpec] | None = None,
-        settings: ModelSettings | None = None,
-    ) -> Completion:
+    async def complete(self, request: ModelRequest) -> Completion:
         if _litellm_module is None:  # the import takes seconds: keep the loop responsive
             await asyncio.to_thread(load_litellm)
         litellm = load_litellm()
         started = time.monotonic()
         _ = self.provider  # an unroutable model string fails here, once, as a ConfigError
         self._check_keys()
-        request = self._request(messages, output_schema, tools, settings)
+        arguments = self._arguments(request)
         semaphore = self._semaphore()
         attempts = 0
         if not self._priced and len(litellm.model_cost) != self._unpriced_table_size:
@@ -520,10 +501,10 @@ class LiteLLMModel:
             token = _unpriced_call.set(unpriced)
             try:
                 if semaphore is None:
-                    response = await litellm.acompletion(**request)
+                    response = await litellm.acompletion(**arguments)
                 else:
                     async with semaphore:
-                        response = await litellm.acompletion(**request)
+                        response = await litellm.acompletion(**arguments)
             finally:
                 _unpriced_call.reset(token)
             _check_reply(response)
@@ -541,7 +522,7 @@ class LiteLLMModel:
             raise self._error(exc, attempts, time.monotonic() - started) from exc
         latency = time.monotonic() - started
         completion = self._completion(litellm, response, latency)
-        return with_parsed(completion, output_schema)
+        return with_parsed(completion, request.output_schema)
 
     def _check_keys(self) -> None:
         """Fail before any call when the provider's key is unset, as the CLI does.

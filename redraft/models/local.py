@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from redraft.errors import ConfigError, ModelError
-from redraft.models.base import Completion, Message, ModelSettings, ToolSpec, with_parsed
+from redraft.models.base import Completion, ModelRequest, with_parsed
 from redraft.models.batching import BatchScheduler
 from redraft.types import Usage
 
@@ -294,29 +292,23 @@ class LocalModel:
 
     # -- calling ---------------------------------------------------------------------------
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        output_schema: type[BaseModel] | None = None,
-        tools: list[ToolSpec] | None = None,
-        settings: ModelSettings | None = None,
-    ) -> Completion:
-        if tools:
+    async def complete(self, request: ModelRequest) -> Completion:
+        if request.tools:
             raise ConfigError(
                 f"{self.name}: tool calling is not supported by local hf: models; use an API "
                 "model or a local server (e.g. ollama/...) for critics with tools"
             )
         started = time.monotonic()
-        chat = [message.to_openai() for message in messages]
+        settings = request.settings
+        chat = [message.to_openai() for message in request.messages]
         temperature = settings.temperature if settings else None
         temperature = self.temperature if temperature is None else temperature
         max_tokens = settings.max_tokens if settings and settings.max_tokens else self.max_tokens
         stop = tuple(settings.stop) if settings and settings.stop else ()
-        request = _Request(chat, temperature, max_tokens, stop)
+        job = _Request(chat, temperature, max_tokens, stop)
         # Greedy calls share a batch whatever their temperature field said.
         key = (None if temperature is None else max(temperature, 0.0), max_tokens, stop)
-        output = await self.scheduler.submit(request, key)
+        output = await self.scheduler.submit(job, key)
         completion = Completion(
             text=output.text,
             usage=Usage(
@@ -328,7 +320,7 @@ class LocalModel:
             model=self.name,
             finish_reason=output.finish_reason,
         )
-        return with_parsed(completion, output_schema)
+        return with_parsed(completion, request.output_schema)
 
     def _generate_batch(self, requests: list[_Request]) -> list[_Output | BaseException]:
         """In the worker thread: one left-padded `generate` for requests sharing settings."""

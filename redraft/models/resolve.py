@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from redraft.errors import ConfigError
@@ -18,6 +19,7 @@ __all__ = [
     "LOCAL_PREFIX",
     "OPENAI_COMPATIBLE",
     "check_api_base",
+    "check_complete",
     "check_credentials",
     "resolve_model",
 ]
@@ -56,6 +58,7 @@ def resolve_model(
                     "instance: give the instance its endpoint, e.g. "
                     "LiteLLMModel('openai/<name>', api_base=...)"
                 )
+            check_complete(spec)
             return spec
         raise ConfigError(
             f"model must be a LiteLLM model string or a ChatModel, not {type(spec).__name__} "
@@ -89,6 +92,27 @@ def resolve_model(
     if api_base is None:
         api_base = env_api_base(provider)
     return LiteLLMModel(spec, api_base=api_base)
+
+
+# The parameters of `complete` before it took one ModelRequest.
+_OLD_PARAMETERS = ("messages", "output_schema", "tools", "settings")
+
+
+def check_complete(model: ChatModel) -> None:
+    """Refuse a model whose `complete` still has the old signature, `complete(messages, *,
+    output_schema, tools, settings)`: called with a ModelRequest it would fail only inside
+    the run, with a TypeError or an error about what it took for its messages."""
+    try:
+        parameters = inspect.signature(model.complete).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
+        return
+    old = [name for name in _OLD_PARAMETERS if name in parameters]
+    if old:
+        raise ConfigError(
+            f"{type(model).__name__}.complete() takes {', '.join(old)}: a ChatModel's method "
+            "is complete(request: ModelRequest) -> Completion; read request.messages, "
+            "request.output_schema, request.tools and request.settings"
+        )
 
 
 def check_credentials(model: ChatModel) -> None:

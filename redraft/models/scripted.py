@@ -12,7 +12,14 @@ from typing import Any, Union
 from pydantic import BaseModel
 
 from redraft.errors import ModelError
-from redraft.models.base import Completion, Message, ModelSettings, ToolSpec, with_parsed
+from redraft.models.base import (
+    Completion,
+    Message,
+    ModelRequest,
+    ModelSettings,
+    ToolSpec,
+    with_parsed,
+)
 from redraft.types import Usage
 
 # Union, not |, because these aliases are evaluated at run time on Python 3.10 too.
@@ -22,14 +29,30 @@ ReplyFunction = Callable[[list[Message], "ScriptedCall"], Union[Reply, Awaitable
 
 @dataclass
 class ScriptedCall:
-    """One call the scripted model received: what it was asked, and how."""
+    """One call the scripted model received: its request, and the text it answered.
+
+    `messages`, `output_schema`, `tools` and `settings` are the request's, for short asserts.
+    """
 
     index: int
-    messages: list[Message]
-    output_schema: type[BaseModel] | None = None
-    tools: list[ToolSpec] | None = None
-    settings: ModelSettings | None = None
+    request: ModelRequest
     reply: str = ""
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.request.messages
+
+    @property
+    def output_schema(self) -> type[BaseModel] | None:
+        return self.request.output_schema
+
+    @property
+    def tools(self) -> list[ToolSpec] | None:
+        return self.request.tools
+
+    @property
+    def settings(self) -> ModelSettings | None:
+        return self.request.settings
 
     @property
     def prompt(self) -> str:
@@ -69,24 +92,17 @@ class ScriptedModel:
         """How many scripted replies are still unused (0 for a function model)."""
         return len(self._queue) - self._next
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        output_schema: type[BaseModel] | None = None,
-        tools: list[ToolSpec] | None = None,
-        settings: ModelSettings | None = None,
-    ) -> Completion:
-        call = ScriptedCall(len(self.calls), list(messages), output_schema, tools, settings)
+    async def complete(self, request: ModelRequest) -> Completion:
+        call = ScriptedCall(len(self.calls), request)
         self.calls.append(call)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         reply = await self._reply(call)
         if isinstance(reply, Exception):
             raise reply
-        completion = self._to_completion(reply, messages)
+        completion = self._to_completion(reply, request.messages)
         call.reply = completion.text
-        return with_parsed(completion, output_schema)
+        return with_parsed(completion, request.output_schema)
 
     async def _reply(self, call: ScriptedCall) -> Reply:
         if self._function is not None:
