@@ -19,7 +19,7 @@ from redraft import (
     Refiner,
     ScriptedModel,
 )
-from redraft.models.base import Completion, Message, ModelSettings, ToolSpec
+from redraft.models.base import Completion, ModelRequest
 from redraft.testing.openai_server import OpenAIServer
 
 
@@ -30,16 +30,9 @@ class LoopRecorder(ScriptedModel):
         super().__init__(replies)
         self.loops: list[asyncio.AbstractEventLoop] = []
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        output_schema: object = None,
-        tools: list[ToolSpec] | None = None,
-        settings: ModelSettings | None = None,
-    ) -> Completion:
+    async def complete(self, request: ModelRequest) -> Completion:
         self.loops.append(asyncio.get_running_loop())
-        return await super().complete(messages, settings=settings)
+        return await super().complete(request)
 
 
 def loop_threads() -> list[threading.Thread]:

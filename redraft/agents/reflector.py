@@ -9,7 +9,7 @@ from typing import Protocol
 
 from redraft.agents.base import AgentContext, optional_model
 from redraft.checks import number
-from redraft.models.base import ChatModel, ModelSettings, system, user
+from redraft.models.base import ChatModel, ModelRequest, ModelSettings, system, user
 from redraft.models.limits import call_model
 from redraft.types import Candidate, Reflection, Task
 
@@ -52,7 +52,8 @@ class LLMReflector:
             ),
         ]
         started = time.perf_counter()
-        completion = await call_model(model, messages, settings=self.settings)
+        request = ModelRequest(messages=messages, settings=self.settings)
+        completion = await call_model(model, request)
         return Reflection(
             text=completion.text.strip(),
             model=model.name,
