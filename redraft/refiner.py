@@ -286,9 +286,14 @@ class Refiner:
         await self.aclose()
 
     async def astream(
-        self, task: str | Task, *, thread_id: str | None = None
+        self, task: str | Task | None, *, thread_id: str | None = None
     ) -> AsyncIterator[Event]:
-        """Yield an event as each step happens: draft, critique, round, edit, stop."""
+        """Yield an event as each step happens: draft, critique, round, edit, stop.
+
+        With `task=None`, the checkpointed run `thread_id` is continued, as by `aresume`.
+        """
+        if task is None:
+            thread_id = _resumed_thread(thread_id)
         events = self._astream(task, thread_id)
         try:
             async for event in events:
@@ -359,10 +364,11 @@ class Refiner:
             return _Run(graph, config, None, finished=snapshot.values["result"])
         return _Run(graph, config, None)  # resume from the last checkpoint
 
-    def stream(self, task: str | Task, *, thread_id: str | None = None) -> Iterator[Event]:
+    def stream(self, task: str | Task | None, *, thread_id: str | None = None) -> Iterator[Event]:
         """`astream` from sync code: the run goes on in the refiner's event loop thread."""
-        checked = _coerce_task(task)  # a bad task fails here, not at the first event
-        _thread_id(thread_id)
+        # A bad task or thread id fails here, not at the first event.
+        checked = None if task is None else _coerce_task(task)
+        thread_id = _resumed_thread(thread_id) if task is None else _thread_id(thread_id)
         return _interruptible(self._loop.iterate(lambda: self._astream(checked, thread_id)))
 
     @overload

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ from redraft.agents.critics.llm import LLMCritic
 from redraft.agents.critics.tests import MAX_MEMORY_MB, TestsCritic, TestSuite, extract_code
 from redraft.agents.editor import LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS
+from redraft.cli import threads
 from redraft.cli.app import app, interruptible
 from redraft.cli.inputs import (
     ChosenModels,
@@ -26,6 +27,7 @@ from redraft.cli.inputs import (
 from redraft.cli.numbers import number_in
 from redraft.cli.options import (
     ApiBaseOption,
+    CheckpointOption,
     CodeOutOption,
     EditorModelOption,
     JsonOption,
@@ -34,10 +36,10 @@ from redraft.cli.options import (
     ModelOption,
     QuietOption,
     TaskArgument,
+    ThreadIdOption,
 )
 from redraft.cli.output import terminal
-from redraft.cli.running import run_loop
-from redraft.progress import ProgressView
+from redraft.cli.running import Built, begin_thread, run_built
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
 from redraft.sandboxes.choose import NAMES
@@ -122,6 +124,8 @@ def code(
     json_output: JsonOption = False,
     out: CodeOutOption = None,
     quiet: QuietOption = False,
+    checkpoint: CheckpointOption = None,
+    thread_id: ThreadIdOption = None,
 ) -> None:
     """Write code for TASK and revise it until it passes --tests, run in a sandbox."""
     with interruptible():
@@ -141,48 +145,82 @@ def code(
         instruction = read_task(task)
         if out is not None:
             check_writable(out)
-        tests_critic = TestsCritic(
-            suite, sandbox=sandbox, test_timeout_s=timeout, memory_mb=memory_mb
-        )
-        console = None if quiet else terminal()
-        checking = (
-            console.status("checking the sandbox and the model…") if console else nullcontext()
-        )
+        db = threads.checkpoint_of(checkpoint, thread_id)
+        settings = {
+            "tests": str(tests.resolve()),
+            "entry_point": entry_point,
+            "sandbox": sandbox,
+            "model": model,
+            "critic_model": critic_model,
+            "editor_model": editor_model,
+            "api_base": api_base,
+            "llm_critic": llm_critic or rubric is not None or critic_model is not None,
+            "rounds": rounds,
+            "timeout": timeout,
+            "memory_mb": memory_mb,
+            "memory": memory,
+            "memory_db": None if memory_db is None else str(memory_db.resolve()),
+        }
+        built = build_code(settings, db, quiet=quiet, suite=suite)
+        try:
+            the_task = Task(
+                instruction=instruction,
+                context=DEFAULT_PROMPTS.render(
+                    "code_task.md", suite=suite, show_tests=show_tests, cases=list(suite.cases)
+                ),
+                rubric=load_rubric(rubric) if rubric is not None else None,
+            )
+            checkpointed = begin_thread(db, thread_id, "code", settings, quiet=quiet)
+        except BaseException:
+            built.refiner.close()  # its sandbox pool
+            raise
+        exit_code = run_built(
+            built, the_task, json_output=json_output, out=out, quiet=quiet,
+            checkpointed=checkpointed,
+        )  # fmt: skip
+    raise typer.Exit(exit_code)
+
+
+def build_code(
+    settings: dict[str, Any], db: Path | None, *, quiet: bool, suite: TestSuite | None = None
+) -> Built:
+    """The refiner of `redraft code` from its settings (also those of a resumed run, whose
+    tests are read again from their file)."""
+    if suite is None:
+        suite = TestSuite.from_file(Path(settings["tests"]), entry_point=settings["entry_point"])
+    tests_critic = TestsCritic(
+        suite,
+        sandbox=settings["sandbox"],
+        test_timeout_s=settings["timeout"],
+        memory_mb=settings["memory_mb"],
+    )
+    console = None if quiet else terminal()
+    checking = console.status("checking the sandbox and the model…") if console else nullcontext()
+    try:
         with checking:
             check = getattr(tests_critic.sandbox, "check", None)
             if callable(check):
                 check()  # a missing bwrap or a dead Docker daemon fails here, in one line
-            models = ChosenModels.resolve(model, critic_model, editor_model, api_base)
+            models = ChosenModels.resolve(
+                settings["model"], settings["critic_model"], settings["editor_model"],
+                settings["api_base"],
+            )  # fmt: skip
         critics: list[Critic] = [tests_critic]
-        if llm_critic or rubric is not None or critic_model is not None:
+        if settings["llm_critic"]:
             critics.append(LLMCritic(name="review"))
-        the_task = Task(
-            instruction=instruction,
-            context=DEFAULT_PROMPTS.render(
-                "code_task.md", suite=suite, show_tests=show_tests, cases=list(suite.cases)
-            ),
-            rubric=load_rubric(rubric) if rubric is not None else None,
-        )
+        memory_db = settings["memory_db"]
         refiner = Refiner(
             models.main,
             critics=critics,
             critic_model=models.critic,
             editor=LLMEditor(mode="patch"),
             editor_model=models.editor,
-            max_rounds=rounds,
-            memory=open_memory(memory, memory_db),
+            max_rounds=settings["rounds"],
+            memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),
+            checkpointer=db,
         )
-        view = ProgressView(title=f"redraft code · {models.describe()} · up to {rounds} rounds")
-        try:
-            exit_code = run_loop(
-                refiner,
-                the_task,
-                view,
-                json_output=json_output,
-                out=out,
-                quiet=quiet,
-                final_text=lambda result: extract_code(result.text),
-            )
-        finally:
-            refiner.close()  # the tests critic's sandbox pool, a local model's worker
-    raise typer.Exit(exit_code)
+    except BaseException:
+        tests_critic.close()
+        raise
+    title = f"redraft code · {models.describe()} · up to {settings['rounds']} rounds"
+    return Built(refiner, title, final_text=lambda result: extract_code(result.text))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from redraft.cli import threads
 from redraft.cli.app import app, interruptible, print_version
 from redraft.cli.inputs import (
     ChosenModels,
@@ -21,6 +22,7 @@ from redraft.cli.inputs import (
 from redraft.cli.numbers import number_in, patience_rounds
 from redraft.cli.options import (
     ApiBaseOption,
+    CheckpointOption,
     EditorModelOption,
     JsonOption,
     MemoryDbOption,
@@ -29,12 +31,13 @@ from redraft.cli.options import (
     OutOption,
     QuietOption,
     TaskArgument,
+    ThreadIdOption,
 )
 from redraft.cli.output import (
     note,
     terminal,
 )
-from redraft.cli.running import run_loop
+from redraft.cli.running import Built, begin_thread, run_built, run_loop
 from redraft.progress import ProgressView
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
@@ -129,6 +132,8 @@ def refine(
     json_output: JsonOption = False,
     out: OutOption = None,
     quiet: QuietOption = False,
+    checkpoint: CheckpointOption = None,
+    thread_id: ThreadIdOption = None,
 ) -> None:
     """Refine TASK with a model: draft, critique, revise until the critics pass it."""
     with interruptible():
@@ -143,25 +148,54 @@ def refine(
         )
         if out is not None:
             check_writable(out)
-        console = None if quiet else terminal()
-        # Resolving imports LiteLLM (seconds): say so rather than sit silent.
-        checking = console.status("checking the model…") if console else nullcontext()
-        with checking:
-            models = ChosenModels.resolve(model, critic_model, editor_model, api_base)
-        refiner = Refiner(
-            models.main,
-            critic_model=models.critic,
-            editor_model=models.editor,
-            max_rounds=rounds,
-            threshold=threshold,
-            patience=patience,
-            max_tokens=max_tokens,
-            max_cost_usd=max_cost,
-            memory=open_memory(memory, memory_db),
-        )
-        view = ProgressView(title=f"redraft · {models.describe()} · up to {rounds} rounds")
-        code = run_loop(refiner, the_task, view, json_output=json_output, out=out, quiet=quiet)
+        db = threads.checkpoint_of(checkpoint, thread_id)
+        settings = {
+            "model": model,
+            "critic_model": critic_model,
+            "editor_model": editor_model,
+            "api_base": api_base,
+            "rounds": rounds,
+            "threshold": threshold,
+            "patience": patience,
+            "max_tokens": max_tokens,
+            "max_cost": max_cost,
+            "memory": memory,
+            "memory_db": None if memory_db is None else str(memory_db.resolve()),
+        }
+        built = build_refine(settings, db, quiet=quiet)
+        checkpointed = begin_thread(db, thread_id, "refine", settings, quiet=quiet)
+        code = run_built(
+            built, the_task, json_output=json_output, out=out, quiet=quiet,
+            checkpointed=checkpointed,
+        )  # fmt: skip
     raise typer.Exit(code)
+
+
+def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> Built:
+    """The refiner of `redraft refine` from its settings (also those of a resumed run)."""
+    console = None if quiet else terminal()
+    # Resolving imports LiteLLM (seconds): say so rather than sit silent.
+    checking = console.status("checking the model…") if console else nullcontext()
+    with checking:
+        models = ChosenModels.resolve(
+            settings["model"], settings["critic_model"], settings["editor_model"],
+            settings["api_base"],
+        )  # fmt: skip
+    memory_db = settings["memory_db"]
+    refiner = Refiner(
+        models.main,
+        critic_model=models.critic,
+        editor_model=models.editor,
+        max_rounds=settings["rounds"],
+        threshold=settings["threshold"],
+        patience=settings["patience"],
+        max_tokens=settings["max_tokens"],
+        max_cost_usd=settings["max_cost"],
+        memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),
+        checkpointer=db,
+    )
+    title = f"redraft · {models.describe()} · up to {settings['rounds']} rounds"
+    return Built(refiner, title)
 
 
 @app.command()

@@ -17,7 +17,7 @@ from redraft.cli.sandbox import sandbox_app
 from redraft.errors import ModelError, RedraftError
 
 # Each module registers its commands on `app` when imported, in the order of `redraft --help`.
-for _module in ("commands", "code"):  # refine, demo, version; code
+for _module in ("commands", "code", "resume"):  # refine, demo, version; code; resume
     importlib.import_module(f"redraft.cli.{_module}")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(memory_app, name="memory")

@@ -84,3 +84,22 @@ MemoryDbOption = Annotated[
         show_default=False,
     ),
 ]
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        metavar="FILE",
+        help="Checkpoint the run in this SQLite file after every step, so that a run that "
+        "is killed can be continued with 'redraft resume THREAD --checkpoint FILE'.",
+        show_default=False,
+    ),
+]
+ThreadIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--thread-id",
+        metavar="ID",
+        help="The run's id in --checkpoint (default: a new one, printed when it starts).",
+        show_default=False,
+    ),
+]

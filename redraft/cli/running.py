@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from redraft.cli import threads
 from redraft.cli.codes import EXIT_MODEL_FAILED, EXIT_NOT_PASSED, EXIT_PASSED
 from redraft.cli.output import emit, note, plain_summary, terminal, write_out
 from redraft.display import render_result
@@ -14,20 +17,86 @@ from redraft.refiner import Refiner
 from redraft.types import Result, StopReason, Task
 
 
+@dataclass(frozen=True)
+class Checkpointed:
+    """Where a run is checkpointed, and its thread there."""
+
+    db: Path
+    thread_id: str
+
+
+@dataclass(frozen=True)
+class Built:
+    """A command's refiner, the title of its progress view, and what --out receives."""
+
+    refiner: Refiner
+    title: str
+    final_text: Callable[[Result], str] = lambda result: result.text
+
+
+def begin_thread(
+    db: Path | None, thread_id: str | None, command: str, settings: dict[str, Any], *, quiet: bool
+) -> Checkpointed | None:
+    """Record a checkpointed run's thread and settings before it starts, and say how to
+    continue it (its id is also the result's `thread_id`)."""
+    if db is None:
+        return None
+    thread = thread_id or threads.new_thread_id()
+    threads.start(db, thread, command, settings)
+    if not quiet:
+        note(
+            terminal(),
+            f"checkpointed in {db} as thread {thread}: if it stops, continue it with "
+            f"'redraft resume {thread} --checkpoint {db}'",
+            "dim",
+        )
+    return Checkpointed(db, thread)
+
+
+def run_built(
+    built: Built,
+    task: Task | None,
+    *,
+    json_output: bool,
+    out: Path | None,
+    quiet: bool,
+    checkpointed: Checkpointed | None,
+) -> int:
+    """`run_loop` for a built command; what the refiner opened is closed after it."""
+    try:
+        return run_loop(
+            built.refiner,
+            task,
+            ProgressView(title=built.title),
+            json_output=json_output,
+            out=out,
+            quiet=quiet,
+            final_text=built.final_text,
+            checkpointed=checkpointed,
+        )
+    finally:
+        built.refiner.close()  # a tests critic's sandbox pool, a local model's worker
+
+
 def run_loop(
     refiner: Refiner,
-    task: Task,
+    task: Task | None,
     view: ProgressView,
     *,
     json_output: bool,
     out: Path | None,
     quiet: bool,
     final_text: Callable[[Result], str] = lambda result: result.text,
+    checkpointed: Checkpointed | None = None,
 ) -> int:
-    """Run the loop with live progress; `final_text` is what --out and stdout receive."""
+    """Run the loop with live progress; `final_text` is what --out and stdout receive.
+    With no `task`, the checkpointed thread is continued."""
     console = None if quiet else terminal()
     view.critics = len(refiner.critics)
-    result = asyncio.run(follow(refiner.astream(task), view, console))
+    thread_id = None if checkpointed is None else checkpointed.thread_id
+    result = asyncio.run(follow(refiner.astream(task, thread_id=thread_id), view, console))
+    if checkpointed is not None:
+        threads.finish(checkpointed.db, checkpointed.thread_id, result.stop_reason.value)
     if out is not None:
         write_out(out, final_text(result))
     if console is not None:
