@@ -78,22 +78,19 @@ class LoopThread:
                     items.get(timeout=0.05)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel what still runs on the loop, stop it and close it."""
+        """Stop the loop: what still runs on it is cancelled and awaited, then it closes.
+        Called from a run on the loop itself, that happens once the run returns."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
-        if thread is threading.current_thread():  # from a run on it: stop once it returns
+        if thread is threading.current_thread():
             loop.call_soon(loop.stop)
             return
-        if thread.is_alive():
-            with suppress(RuntimeError):  # closed already
-                asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(timeout_s)
+        with suppress(RuntimeError):  # closed already
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout_s)
-        if not thread.is_alive():
-            loop.close()
+        thread.join(timeout_s)
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -111,7 +108,14 @@ class LoopThread:
             def serve() -> None:
                 asyncio.set_event_loop(loop)
                 loop.call_soon(ready.set)
-                loop.run_forever()
+                try:
+                    loop.run_forever()
+                finally:  # as asyncio.run ends: nothing is left pending on a closed loop
+                    loop.run_until_complete(_cancel_others())
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.run_until_complete(loop.shutdown_default_executor())
+                    asyncio.set_event_loop(None)
+                    loop.close()
 
             thread = threading.Thread(target=serve, name=self._name, daemon=True)
             thread.start()

@@ -42,28 +42,35 @@ def stalled_editor(request: ChatRequest) -> ServerReply | str:
     return reply(request)
 
 
-def test_a_killed_refine_is_resumed_without_redoing_judged_work(
-    server: OpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    db = tmp_path / "runs.db"
+def killed_at_first_edit(server: OpenAIServer, *args: str) -> str:
+    """Start `redraft ARGS` against `server` (its editor stalled), kill -9 it once the first
+    edit is asked for (its first round judged and checkpointed), and return its stderr."""
     server.handler = stalled_editor
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "redraft", "refine", "Write a haiku about rain", "-m", MODEL,
-         "--api-base", server.base_url, "--checkpoint", str(db), "--thread-id", "rain-1",
-         "--max-rounds", "3"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "redraft", *args, "-m", MODEL, "--api-base", server.base_url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fresh_env(),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not any(role(r) == "editor" for r in server.requests):
-        assert killed.poll() is None, killed.communicate()
+        assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run never reached its first edit"
         time.sleep(0.05)
-    killed.send_signal(signal.SIGKILL)
-    _, err = killed.communicate(timeout=30)
+    process.send_signal(signal.SIGKILL)
+    _, err = process.communicate(timeout=30)
+    server.handler = reply
+    return err
+
+
+def test_a_killed_refine_is_resumed_without_redoing_judged_work(
+    server: OpenAIServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.db"
+    err = killed_at_first_edit(
+        server, "refine", "Write a haiku about rain", "--checkpoint", str(db),
+        "--thread-id", "rain-1", "--max-rounds", "3",
+    )  # fmt: skip
     assert "redraft resume rain-1 --checkpoint" in err  # said how to continue it
     assert [role(r) for r in server.requests] == ["actor", "critic", "editor"]
-
-    server.handler = reply
     server.reset()
     code, out, err = run(capsys, "resume", "rain-1", "--checkpoint", str(db), "--json")
     assert code == 0, err
@@ -99,18 +106,11 @@ def test_json_output_names_the_thread_and_a_thread_id_is_not_reused(
 
 def test_resume_takes_another_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "runs.db"
-    with OpenAIServer(stalled_editor) as first:
-        killed = subprocess.Popen(
-            [sys.executable, "-m", "redraft", "refine", "Write a haiku about rain", "-m", MODEL,
-             "--api-base", first.base_url, "--checkpoint", str(db), "--thread-id", "moved"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fresh_env(),
+    with OpenAIServer(reply) as first:
+        killed_at_first_edit(
+            first, "refine", "Write a haiku about rain", "--checkpoint", str(db),
+            "--thread-id", "moved",
         )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while not any(role(r) == "editor" for r in first.requests):
-            assert killed.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        killed.kill()
-        killed.communicate(timeout=30)
     with OpenAIServer(reply) as second:
         code, out, err = run(
             capsys, "resume", "moved", "--checkpoint", str(db), "--api-base", second.base_url,
@@ -127,21 +127,10 @@ def test_a_killed_code_run_is_resumed_with_its_tests(
     tests = tmp_path / "test_add.py"
     tests.write_text("from solution import add\n\ndef test_add():\n    assert add(1, 2) == 3\n")
     db = tmp_path / "runs.db"
-    server.handler = stalled_editor
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "redraft", "code", "Write add(a, b)", "--tests", str(tests),
-         "--sandbox", "subprocess", "-m", MODEL, "--api-base", server.base_url,
-         "--checkpoint", str(db), "--thread-id", "add", "--max-rounds", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fresh_env(),
+    killed_at_first_edit(
+        server, "code", "Write add(a, b)", "--tests", str(tests), "--sandbox", "subprocess",
+        "--checkpoint", str(db), "--thread-id", "add", "--max-rounds", "2",
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not any(role(r) == "editor" for r in server.requests):
-        assert killed.poll() is None, killed.communicate()
-        assert time.monotonic() < deadline, "the run never reached its first edit"
-        time.sleep(0.05)
-    killed.kill()
-    killed.communicate(timeout=30)
-    server.handler = reply
     server.reset()
     code, out, err = run(capsys, "resume", "add", "--checkpoint", str(db), "--json")
     assert code == 1, err  # the replies are no code: the tests fail in both rounds

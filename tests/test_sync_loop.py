@@ -69,18 +69,47 @@ def test_connections_to_a_server_last_across_sync_calls() -> None:
 def test_refine_and_a_collected_refiner_leave_no_loop_behind() -> None:
     from redraft import refine
 
-    before = len(loop_threads())
+    before = set(loop_threads())  # other tests' refiners may still be collected meanwhile
     refine("task", model=ScriptedModel(["a"]), critics=[FunctionCritic(lambda t: True)])
-    assert len(loop_threads()) == before
+    assert not set(loop_threads()) - before
     refiner = Refiner(ScriptedModel(["a"]), critics=[FunctionCritic(lambda t: True)])
     refiner.run("task")
-    assert len(loop_threads()) == before + 1
+    (own,) = set(loop_threads()) - before
     del refiner
     gc.collect()
-    deadline = time.monotonic() + 10
-    while len(loop_threads()) > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(loop_threads()) == before
+    own.join(10)
+    assert not own.is_alive()
+
+
+def test_a_refiner_collected_on_its_own_loop_still_closes_it() -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+    background: list[asyncio.Task[None]] = []
+
+    async def pending_forever() -> None:
+        await asyncio.Event().wait()
+
+    def check(text: str) -> bool:
+        loop = asyncio.get_running_loop()
+        loops.append(loop)
+        background.append(loop.create_task(pending_forever()))  # as a library's worker does
+        return True
+
+    refiner = Refiner(ScriptedModel(["a"]), critics=[FunctionCritic(check, in_thread=False)])
+    refiner.run("task")
+    (own,) = [t for t in loop_threads() if t is refiner._loop._thread]
+    # The last reference goes inside a run on its own loop: the finalizer runs there.
+    holder = [refiner]
+    del refiner
+    own_loop = loops[0]
+    asyncio.run_coroutine_threadsafe(_drop(holder), own_loop).result(10)
+    own.join(10)
+    assert not own.is_alive() and own_loop.is_closed()
+    assert background[0].cancelled()  # cancelled and awaited before the loop closed
+
+
+async def _drop(holder: list[Refiner]) -> None:
+    holder.clear()
+    gc.collect()
 
 
 def test_a_sync_call_from_inside_a_run_is_a_clear_error() -> None:

@@ -220,14 +220,7 @@ class Operations:
                 }
             )
             emit(EditEvent(round=draft.round, draft=draft))
-            revision = Candidate(
-                id=candidate_id(number),
-                parent_id=parent.id,
-                depth=parent.depth + 1,
-                origin=Origin.REVISE,
-                draft=draft,
-            )
-            return Revised(revision, Usage())
+            return Revised(_child(parent, number, Origin.REVISE, draft), Usage())
         if empty:
             who = f" ({draft.model})" if draft.model else ""
             error = f"the editor{who} returned an empty draft twice; the best draft so far is kept"
@@ -288,14 +281,7 @@ class Operations:
             }
         )
         emit(DraftEvent(round=0, draft=draft))
-        fresh = Candidate(
-            id=candidate_id(number),
-            parent_id=parent.id,
-            depth=parent.depth + 1,
-            origin=Origin.REFLECT,
-            draft=draft,
-        )
-        return Revised(fresh, Usage())
+        return Revised(_child(parent, number, Origin.REFLECT, draft), Usage())
 
     async def recall(self, task: Task, critiques: Sequence[Critique] = ()) -> list[Lesson]:
         """Past corrections relevant to the task (and to what the critics said)."""
@@ -321,6 +307,17 @@ class Operations:
             error = f"{result.error}; {note}" if result.error else note
             result = result.model_copy(update={"error": error})
         return result
+
+
+def _child(parent: Candidate, number: int, origin: Origin, draft: Draft) -> Candidate:
+    """Candidate `number`, made from `parent` by `origin`."""
+    return Candidate(
+        id=candidate_id(number),
+        parent_id=parent.id,
+        depth=parent.depth + 1,
+        origin=origin,
+        draft=draft,
+    )
 
 
 def usage_report(candidates: Sequence[Candidate], discarded: Usage) -> UsageReport:
