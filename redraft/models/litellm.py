@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import time
+import warnings
 import weakref
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -74,6 +75,14 @@ def load_litellm() -> Any:
         module.num_retries = None
         # Each new event loop (every sync call) makes LiteLLM warn that its logging queue moved.
         logging.getLogger("LiteLLM").addFilter(_drop_loop_change_warnings)
+        # LiteLLM builds each request's coroutine in a thread, then awaits it: a call
+        # cancelled in between (Ctrl-C) drops it unstarted, with nothing sent, and Python
+        # would print a RuntimeWarning about it after the KeyboardInterrupt.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"coroutine '\w+\.a?completion' was never awaited",
+            category=RuntimeWarning,
+        )
         _skip_pricing_of_unpriced_calls()
         _litellm_module = module
     return _litellm_module
