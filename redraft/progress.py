@@ -30,7 +30,8 @@ STOP_MEANINGS = {
     StopReason.MAX_ROUNDS: "no rounds left",
     StopReason.NO_IMPROVEMENT: "the score stopped improving",
     StopReason.REPEATED: "the editor repeated a rejected draft",
-    StopReason.BUDGET: "the token or cost budget ran out",
+    StopReason.BUDGET: "a budget (tokens, cost, candidates or time) ran out",
+    StopReason.EXHAUSTED: "the search made every candidate it was to make",
     StopReason.CRITICS_FAILED: "every critic failed",
     StopReason.ERROR: "a model call failed",
 }

@@ -321,6 +321,26 @@ class Critique(_Input):
         )
 
 
+class Variant(_Model):
+    """One of `count` drafts or revisions a strategy asks for at once: it is told to differ
+    from the others, and `temperature` (when set) replaces the agent's own, for diversity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    count: int
+    temperature: float | None = None
+
+    @classmethod
+    def spread(cls, index: int, count: int) -> Variant:
+        """Variant `index` of `count`: the first at the agent's own temperature, the others
+        warmer in even steps from 0.7 to 1.1."""
+        if index == 0 or count < 2:
+            return cls(index=index, count=count)
+        step = (index - 1) / max(count - 2, 1)
+        return cls(index=index, count=count, temperature=round(0.7 + 0.4 * step, 3))
+
+
 class Origin(str, Enum):
     """How a candidate came to be."""
 
@@ -427,6 +447,7 @@ class StopReason(str, Enum):
     NO_IMPROVEMENT = "no_improvement"
     REPEATED = "repeated"
     BUDGET = "budget"
+    EXHAUSTED = "exhausted"  # a search made every candidate it was to make
     CRITICS_FAILED = "critics_failed"
     ERROR = "error"
 
@@ -478,6 +499,10 @@ class Result(_Model):
     wall_time_s: float
     error: str | None = None
     thread_id: str | None = None
+    strategy: str = Field(default="refine", description="The strategy that ran: its `name`.")
+    selected_because: str = Field(
+        default="", description="Why `final` was chosen over the other candidates."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -600,11 +625,32 @@ class EditEvent(_Model):
     draft: Draft
 
 
+class CandidateEvent(_Model):
+    """Emitted by a search strategy when the critics have judged one of its candidates."""
+
+    kind: Literal["candidate"] = "candidate"
+    round: int  # the candidate's depth
+    candidate: Candidate
+
+
+class SelectEvent(_Model):
+    """Emitted by a search strategy each time it chooses: the best candidate so far, the
+    candidates it expands next (none when it stops), and why it stops, if it does."""
+
+    kind: Literal["select"] = "select"
+    round: int  # the depth the expanded candidates' children will have
+    best_id: str
+    expand: list[str] = Field(default_factory=list)
+    stop_reason: StopReason | None = None
+    note: str = ""  # why these were chosen, for people
+
+
 class StopEvent(_Model):
     kind: Literal["stop"] = "stop"
     result: Result
 
 
 Event = Annotated[
-    DraftEvent | CritiqueEvent | RoundEvent | EditEvent | StopEvent, Field(discriminator="kind")
+    DraftEvent | CritiqueEvent | RoundEvent | EditEvent | CandidateEvent | SelectEvent | StopEvent,
+    Field(discriminator="kind"),
 ]

@@ -285,6 +285,7 @@ def test_every_stop_reason_is_reachable() -> None:
         StopReason.BUDGET,
         StopReason.CRITICS_FAILED,
         StopReason.ERROR,
+        StopReason.EXHAUSTED,  # the search strategies' tests (tests/test_search_*.py)
     }
     assert tested == set(StopReason)
 

@@ -40,12 +40,13 @@ class LLMActor:
                     rubric_text=rubric_text,
                     lessons=ctx.lessons,
                     reflections=ctx.reflections,
+                    variant=ctx.variant,
                 )
             ),
         ]
         started = time.perf_counter()
         completion = await call_model(
-            model, ModelRequest(messages=messages, settings=self.settings)
+            model, ModelRequest(messages=messages, settings=ctx.settings(self.settings))
         )
         return Draft(
             text=completion.text.strip(),

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError
-from redraft.models.base import ChatModel
+from redraft.models.base import ChatModel, ModelSettings
 from redraft.models.resolve import resolve_model
-from redraft.types import Draft, Lesson, Round, Rubric, Task
+from redraft.types import Draft, Lesson, Round, Rubric, Task, Variant
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,16 @@ class AgentContext:
     avoid: Sequence[Draft] = ()
     # What earlier failed attempts taught: for a fresh attempt, and for the next reflection.
     reflections: Sequence[str] = ()
+    # Set when a strategy asks for several drafts or revisions at once (best-of-N, a tree).
+    variant: Variant | None = None
+    # Revisions of the same draft that already exist, which this one should differ from.
+    siblings: Sequence[Draft] = ()
+
+    def settings(self, own: ModelSettings) -> ModelSettings:
+        """An agent's own settings for this call: a variant's temperature replaces its own."""
+        if self.variant is None or self.variant.temperature is None:
+            return own
+        return own.model_copy(update={"temperature": self.variant.temperature})
 
     def pick_model(self, own: ChatModel | None, role: str) -> ChatModel:
         """The agent's own model if it has one, else the run's model for its role."""

@@ -87,7 +87,7 @@ class LLMEditor:
         mode = self.choose_mode(draft)
         # Models resist feedback and repeat rejected answers; a warmer retry helps them move.
         temperature = self.repeat_temperature if ctx.avoid else self.temperature
-        settings = ModelSettings(temperature=temperature)
+        settings = ctx.settings(ModelSettings(temperature=temperature))
         messages = [
             system(ctx.prompts.render("editor_system.md")),
             user(
@@ -99,6 +99,8 @@ class LLMEditor:
                     rejected=_rejected_versions(ctx.rounds, draft.round),
                     lessons=ctx.lessons,
                     repeated=[d.round for d in ctx.avoid],
+                    siblings=[_clip(d.text) for d in ctx.siblings],
+                    variant=ctx.variant,
                     mode=mode.value,
                     fenced=draft.text.lstrip().startswith("```"),
                 )

@@ -42,6 +42,7 @@ from redraft.types import (
     Task,
     Usage,
     UsageReport,
+    Variant,
 )
 
 if TYPE_CHECKING:  # needs the [memory] extra; a run without a memory never loads it
@@ -133,20 +134,24 @@ class Operations:
     def __init__(self, agents: Agents) -> None:
         self.agents = agents
 
-    async def draft(self, task: Task, number: int) -> Candidate:
-        """A first draft: the task's own, or the actor's."""
+    async def draft(self, task: Task, number: int, variant: Variant | None = None) -> Candidate:
+        """A first draft as candidate `number`: the task's own, or the actor's. Of several
+        drafts made at once (`variant`), only the first is the task's own."""
         started = time.perf_counter()
         lessons: list[Lesson] = []
-        if task.draft is not None:
-            draft = Draft(text=task.draft, author="user")
+        given = task.draft is not None and (variant is None or variant.index == 0)
+        if given:
+            draft = Draft(text=task.draft or "", author="user")
         else:
             lessons = await self.recall(task)
-            ctx = AgentContext(self.agents.actor_model, self.agents.prompts, lessons=lessons)
+            ctx = AgentContext(
+                self.agents.actor_model, self.agents.prompts, lessons=lessons, variant=variant
+            )
             draft = await contained(self.agents.actor.draft(task, ctx))
         draft = draft.model_copy(
             update={
                 "round": 0,
-                "author": "user" if task.draft is not None else "actor",
+                "author": "user" if given else "actor",
                 "duration_s": time.perf_counter() - started,
                 "lessons": lessons,
                 "revises": None,
@@ -179,12 +184,21 @@ class Operations:
         )
 
     async def revise(
-        self, task: Task, parent: Candidate, line: Sequence[Candidate], number: int
+        self,
+        task: Task,
+        parent: Candidate,
+        line: Sequence[Candidate],
+        number: int,
+        *,
+        variant: Variant | None = None,
+        siblings: Sequence[Candidate] = (),
     ) -> Revised:
         """The editor's revision of `parent` from its critiques, as candidate `number`.
+        `line` is the main line up to `parent`; `siblings` are revisions of `parent` that
+        already exist, which the editor is shown so as not to duplicate them.
 
-        A revision that repeats a draft of `line` is asked for once more, the editor told
-        which; an empty one likewise. A second such reply makes no candidate.
+        A revision that repeats a draft of `line` or a sibling is asked for once more, the
+        editor told which; an empty one likewise. A second such reply makes no candidate.
         """
         started = time.perf_counter()
         lessons = await self.recall(task, parent.critiques)
@@ -193,7 +207,13 @@ class Operations:
         empty = False
         for _ in range(2):
             ctx = AgentContext(
-                self.agents.editor_model, self.agents.prompts, RoundsView(line), lessons, avoid
+                self.agents.editor_model,
+                self.agents.prompts,
+                RoundsView(line),
+                lessons,
+                avoid,
+                variant=variant,
+                siblings=[s.draft for s in siblings],
             )
             try:
                 draft = await contained(
@@ -205,7 +225,7 @@ class Operations:
                 return Revised(None, spent, stop="error", error=describe(exc))
             spent = spent + draft.usage
             empty = not draft.text.strip()
-            earlier = None if empty else repeated(draft.text, line)
+            earlier = None if empty else repeated(draft.text, [*line, *siblings])
             if empty or earlier is not None:
                 avoid = [] if earlier is None else [earlier.draft]
                 continue

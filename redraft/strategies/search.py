@@ -1,0 +1,424 @@
+"""What the search strategies (BestOfN, TreeSearch, Reflexion) share: their state, the job
+node that makes and judges one candidate, the view of the tree, and the finish.
+
+A search's graph is a loop of two steps: `plan` looks at the tree and decides the next jobs
+(or to stop); the jobs run concurrently as `make` tasks fanned out with `Send`, each making
+one candidate (a first draft, a revision, a fresh attempt after a reflection) and judging
+it. A checkpoint keeps every finished job, so a killed search resumes without redoing them.
+"""
+
+from __future__ import annotations
+
+import operator
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypedDict, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, Send
+
+from redraft._interrupts import RunInterrupted
+from redraft.engine.budgets import Budgets
+from redraft.engine.operations import Operations, Revised, total_usage, usage_report
+from redraft.engine.selection import best_index, rank
+from redraft.errors import ModelError, describe
+from redraft.events import emit
+from redraft.strategies.channels import appended, latest, merged
+from redraft.types import (
+    Candidate,
+    CandidateEvent,
+    Judgment,
+    Result,
+    SelectEvent,
+    StopEvent,
+    StopReason,
+    Task,
+    Usage,
+    Variant,
+)
+
+Op = Literal["draft", "revise", "reflect"]
+
+
+class Job(TypedDict, total=False):
+    """One candidate to make and judge: what `make` is sent."""
+
+    op: Op
+    task: Task
+    number: int  # the candidate's number: its id is c{number}
+    variant: Variant | None
+    parent: Candidate | None  # the candidate revised (or reflected on)
+    line: list[Candidate]  # the main line up to the parent (for reflect: the failed attempt)
+    siblings: list[Candidate]  # revisions of the parent that already exist
+    reflections: list[str]  # for reflect: what earlier attempts taught
+
+
+class Failure(TypedDict):
+    """A job that made no candidate, and why."""
+
+    number: int
+    parent_id: str | None
+    stop: str  # "repeated" or "error"
+    error: str | None
+
+
+class SearchState(TypedDict, total=False):
+    """A search's state. Only `task` is needed to start a run.
+
+    Drafts and judgments are written once each (see `channels`); the rest is small.
+    """
+
+    task: Annotated[Task, latest()]
+    drafts: Annotated[dict[str, Candidate], merged()]  # every candidate made, unjudged, by id
+    judgments: Annotated[list[Judgment], appended()]  # in the order judged
+    failures: Annotated[list[Failure], appended()]
+    discarded: Annotated[Usage, operator.add]  # spent on jobs that made no candidate
+    elapsed_s: Annotated[float, operator.add]  # wall time: each fan-out's longest job
+    made: int  # candidate numbers handed out so far
+    level_start: int  # the first number of the last fan-out
+    chain: list[str]  # the chain being refined (BestOfN's refinement, a Reflexion trial)
+    trial: int  # Reflexion: the current trial, from 1
+    dead: list[str]  # MCTS: candidates whose revisions all repeated earlier drafts
+    fan_outs: int  # fan-outs made so far
+    stop_reason: StopReason | None
+    final_id: str
+    error: str | None
+    result: Annotated[Result, latest()]
+
+
+def number_of(candidate_id: str) -> int:
+    return int(candidate_id[1:])
+
+
+@dataclass
+class Tree:
+    """The judged candidates of a search, in the order made, with their links."""
+
+    candidates: list[Candidate]
+    by_id: dict[str, Candidate] = field(init=False)
+    children: dict[str | None, list[Candidate]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.candidates}
+        self.children = {}
+        for candidate in self.candidates:
+            self.children.setdefault(candidate.parent_id, []).append(candidate)
+
+    def path(self, candidate_id: str) -> list[Candidate]:
+        """The candidates from a first draft down to this one."""
+        path: list[Candidate] = []
+        current: str | None = candidate_id
+        while current is not None:
+            candidate = self.by_id[current]
+            path.append(candidate)
+            current = candidate.parent_id
+        return path[::-1]
+
+    def since(self, number: int) -> list[Candidate]:
+        """The candidates numbered `number` or later: those of the last fan-out."""
+        return [c for c in self.candidates if number_of(c.id) >= number]
+
+    def best(self) -> Candidate:
+        """The best candidate by rank, the earliest of equals."""
+        return self.candidates[best_index(self.candidates)]
+
+
+class _TreeView:
+    """Builds a state's `Tree`, remembering the candidates it made while their draft and
+    judgment are the same objects (as `refine._MainLine` does)."""
+
+    _LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[int, int], tuple[Candidate, Judgment, Candidate]] = {}
+
+    def __call__(self, state: SearchState) -> Tree:
+        drafts = state.get("drafts", {})
+        judged: list[Candidate] = []
+        for judgment in state.get("judgments", []):
+            draft = drafts[judgment.candidate_id]
+            key = (id(draft), id(judgment))
+            made = self._made.get(key)
+            if made is None or made[0] is not draft or made[1] is not judgment:
+                if len(self._made) >= self._LIMIT:
+                    self._made.clear()
+                made = self._made[key] = (draft, judgment, draft.judged_as(judgment))
+            judged.append(made[2])
+        judged.sort(key=lambda c: number_of(c.id))
+        return Tree(judged)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a strategy decided: the next jobs, or why it stops (and which candidate wins)."""
+
+    jobs: list[Job] = field(default_factory=list)
+    stop: StopReason | None = None
+    final_id: str | None = None
+    note: str = ""
+    error: str | None = None
+    update: dict[str, Any] = field(default_factory=dict)  # strategy state (chain, trial)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What `plan` is given: the tree, what the last fan-out made, what the run has spent."""
+
+    state: SearchState
+    tree: Tree
+    made: list[Candidate]  # judged candidates of the last fan-out, in the order made
+    failures: list[Failure]  # its jobs that made none
+    spent: Usage
+    elapsed_s: float
+    next_number: int
+    fan_outs: int  # fan-outs made so far, the first drafts' included
+
+    @property
+    def task(self) -> Task:
+        return self.state["task"]
+
+
+class Search(ABC):
+    """A search strategy: `decide` plans each fan-out; the rest is shared."""
+
+    name: str
+
+    @abstractmethod
+    def decide(self, step: Step, budgets: Budgets) -> Plan:
+        """The next jobs, or the stop."""
+
+    @abstractmethod
+    def most_fan_outs(self, budgets: Budgets) -> int:
+        """The most fan-outs a run may take."""
+
+    def build(self, operations: Operations, budgets: Budgets) -> StateGraph[Any, None, Any, Any]:
+        nodes = _Nodes(self, operations, budgets)
+        graph: StateGraph[SearchState, None, SearchState, SearchState] = StateGraph(SearchState)
+        graph.add_node("plan", nodes.plan, destinations=("make", "finish"))
+        # Sent a `Job`, not the state: typed by its own input schema.
+        graph.add_node("make", cast(Any, nodes.make), input_schema=Job)
+        graph.add_node("finish", nodes.finish)
+        graph.add_edge(START, "plan")
+        graph.add_edge("make", "plan")
+        graph.add_edge("finish", END)
+        return graph
+
+    def recursion_limit(self, budgets: Budgets) -> int:
+        """Plan and make for each fan-out, the finish, and some slack."""
+        return 2 * self.most_fan_outs(budgets) + 6
+
+
+class _Nodes:
+    def __init__(self, search: Search, operations: Operations, budgets: Budgets) -> None:
+        self.search = search
+        self.ops = operations
+        self.budgets = budgets
+        self.view = _TreeView()
+
+    async def plan(self, state: SearchState) -> Command[Literal["make", "finish"]]:
+        tree = self.view(state)
+        start = state.get("level_start", 0)
+        made = tree.since(start)
+        failures = [f for f in state.get("failures", []) if f["number"] >= start]
+        # Jobs of a fan-out run at once: it takes as long as its longest job.
+        elapsed = max((c.draft.duration_s + c.duration_s for c in made), default=0.0)
+        total_elapsed = state.get("elapsed_s", 0.0) + elapsed
+        if not tree.candidates and failures and state.get("made", 0) > 0:
+            errors = [f["error"] for f in failures if f["error"]]
+            raise ModelError(f"every first draft failed: {errors[0] if errors else 'no draft'}")
+        step = Step(
+            state=state,
+            tree=tree,
+            made=made,
+            failures=failures,
+            spent=total_usage(tree.candidates, state.get("discarded", Usage())),
+            elapsed_s=total_elapsed,
+            next_number=state.get("made", 0),
+            fan_outs=state.get("fan_outs", 0),
+        )
+        plan = self.search.decide(step, self.budgets)
+        jobs = plan.jobs
+        limit = self.budgets.max_candidates
+        if jobs and limit is not None:
+            jobs = jobs[: max(limit - step.next_number, 0)]
+        update: dict[str, Any] = {**plan.update, "elapsed_s": elapsed}
+        if jobs:
+            best_id = tree.best().id if tree.candidates else ""
+            first_parent = jobs[0].get("parent")
+            depth = 0 if first_parent is None else first_parent.depth + 1
+            expand = list(dict.fromkeys(p.id for j in jobs if (p := j.get("parent")) is not None))
+            emit(SelectEvent(round=depth, best_id=best_id, expand=expand, note=plan.note))
+            update |= {
+                "made": step.next_number + len(jobs),
+                "level_start": step.next_number,
+                "fan_outs": step.fan_outs + 1,
+            }
+            return Command(update=update, goto=[Send("make", job) for job in jobs])
+        stop = plan.stop or StopReason.BUDGET  # jobs cut to nothing by the candidate budget
+        final = plan.final_id or tree.best().id
+        shown = SelectEvent(
+            round=tree.by_id[final].depth, best_id=final, stop_reason=stop, note=plan.note
+        )
+        emit(shown)
+        update |= {"stop_reason": stop, "final_id": final}
+        if plan.error is not None:
+            update["error"] = plan.error
+        return Command(update=update, goto="finish")
+
+    async def make(self, job: Job) -> dict[str, Any]:
+        number, task = job["number"], job["task"]
+        parent = job.get("parent")
+        line = job.get("line", [])
+        try:
+            if job["op"] == "draft":
+                candidate = await self.ops.draft(task, number, job.get("variant"))
+                judged_line: Sequence[Candidate] = ()
+            else:
+                if job["op"] == "revise":
+                    assert parent is not None
+                    revised = await self.ops.revise(
+                        task,
+                        parent,
+                        line,
+                        number,
+                        variant=job.get("variant"),
+                        siblings=job.get("siblings", []),
+                    )
+                    judged_line = line
+                else:
+                    revised = await self.ops.reflect(task, line, job.get("reflections", []), number)
+                    judged_line = ()
+                if revised.candidate is None:
+                    return _failed(job, revised)
+                candidate = revised.candidate
+        except RunInterrupted:
+            raise
+        except Exception as exc:  # one failed job leaves the others' candidates
+            return _failed(job, Revised(None, Usage(), stop="error", error=describe(exc)))
+        judged = await self.ops.judge(task, candidate, judged_line)
+        emit(CandidateEvent(round=judged.depth, candidate=judged))
+        return {"drafts": {candidate.id: candidate}, "judgments": [judged.judgment()]}
+
+    async def finish(self, state: SearchState, config: RunnableConfig) -> dict[str, Any]:
+        tree = self.view(state)
+        final_id = state["final_id"]
+        chain = tree.path(final_id)
+        discarded = state.get("discarded", Usage())
+        result = Result(
+            task=state["task"],
+            final=tree.by_id[final_id].draft,
+            final_id=final_id,
+            best_round=len(chain) - 1,
+            stop_reason=state.get("stop_reason") or StopReason.EXHAUSTED,
+            candidates=tree.candidates,
+            chain=[c.id for c in chain],
+            usage=usage_report(tree.candidates, discarded),
+            wall_time_s=state.get("elapsed_s", 0.0),
+            error=state.get("error"),
+            thread_id=config.get("configurable", {}).get("thread_id"),
+            strategy=self.search.name,
+            selected_because=selected_because(tree, final_id, self.budgets.select),
+        )
+        result = await self.ops.learn(result)
+        emit(StopEvent(result=result))
+        return {"result": result}
+
+
+def _failed(job: Job, revised: Revised) -> dict[str, Any]:
+    parent = job.get("parent")
+    failure = Failure(
+        number=job["number"],
+        parent_id=None if parent is None else parent.id,
+        stop=revised.stop or "error",
+        error=revised.error,
+    )
+    return {"failures": [failure], "discarded": revised.spent}
+
+
+def selected_because(tree: Tree, final_id: str, select: str) -> str:
+    """Why `final_id` won, in words."""
+    final = tree.by_id[final_id]
+    others = len(tree.candidates) - 1
+    if select == "last":
+        return "the last candidate of the main line (select='last')"
+    if final.passed and final.judged:
+        first = all(not c.passed or number_of(c.id) >= number_of(final_id) for c in tree.candidates)
+        return "every critic passed it" + (" (the first that passed)" if first else "")
+    if not others:
+        return "the only candidate"
+    if not final.judged:
+        return "no candidate was judged by every critic; it scored highest"
+    return f"the highest score ({final.score:.2f}) of {others + 1} candidates"
+
+
+def best_of(candidates: Sequence[Candidate]) -> Candidate:
+    """The best of `candidates` by rank, the earliest of equals."""
+    return candidates[best_index(candidates)]
+
+
+def top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
+    """The `count` best of `candidates` by rank, earliest first among equals."""
+    order = sorted(range(len(candidates)), key=lambda i: (*rank(candidates[i]), -i), reverse=True)
+    return [candidates[i] for i in order[:count]]
+
+
+def target_met(candidates: Sequence[Candidate], budgets: Budgets) -> tuple[StopReason, str] | None:
+    """PASSED or THRESHOLD, and the candidate that met it, when one of `candidates` did."""
+    for candidate in candidates:
+        if candidate.passed and candidate.judged:
+            return StopReason.PASSED, candidate.id
+    if budgets.threshold is not None:
+        met = [c for c in candidates if c.judged and c.score >= budgets.threshold]
+        if met:
+            return StopReason.THRESHOLD, best_of(met).id
+    return None
+
+
+def all_critics_failed(candidates: Sequence[Candidate]) -> bool:
+    return bool(candidates) and all(
+        c.critiques and all(x.error is not None for x in c.critiques) for c in candidates
+    )
+
+
+def no_candidate_reason(failures: Sequence[Failure]) -> tuple[StopReason, str | None]:
+    """Why a fan-out whose every job failed stops the run."""
+    errors = [f["error"] for f in failures if f["stop"] == "error" and f["error"]]
+    if errors:
+        return StopReason.ERROR, errors[0]
+    return StopReason.REPEATED, None
+
+
+def first_drafts(task: Task, count: int, start: int) -> list[Job]:
+    """`count` first drafts made at once, each told to differ."""
+    return [
+        Job(op="draft", task=task, number=start + i, variant=Variant.spread(i, count))
+        if count > 1
+        else Job(op="draft", task=task, number=start, variant=None)
+        for i in range(count)
+    ]
+
+
+def revisions(
+    task: Task,
+    parent: Candidate,
+    line: list[Candidate],
+    count: int,
+    start: int,
+    existing: Sequence[Candidate] = (),
+) -> list[Job]:
+    """`count` revisions of `parent` made at once, each told to differ and shown the
+    revisions of it that already exist."""
+    return [
+        Job(
+            op="revise",
+            task=task,
+            number=start + i,
+            variant=Variant.spread(i, count) if count > 1 else None,
+            parent=parent,
+            line=line,
+            siblings=list(existing),
+        )
+        for i in range(count)
+    ]
