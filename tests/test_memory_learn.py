@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from redraft.memory.learn import corrections_from, revised_excerpt
-from redraft.types import Critique, Draft, Issue, Result, Round, StopReason, Task, UsageReport
+from redraft.types import (
+    Candidate,
+    Critique,
+    Draft,
+    Issue,
+    Origin,
+    Result,
+    Round,
+    StopReason,
+    Task,
+    UsageReport,
+)
 
 
 def _round(index: int, text: str, critiques: list[Critique], revises: int | None = None) -> Round:
@@ -103,3 +114,86 @@ def test_revised_excerpt() -> None:
     assert revised_excerpt(old, old, "two") is None  # unchanged
     assert revised_excerpt(old, "one\n2", "absent") is None
     assert revised_excerpt(old, "one\ntwo and a half\nthree", None) is None
+
+
+def _candidate(
+    id_: str,
+    text: str,
+    critiques: list[Critique],
+    parent: str | None = None,
+    origin: Origin = Origin.REVISE,
+    reflections: tuple[str, ...] = (),
+) -> Candidate:
+    draft = Draft(text=text, author="editor" if origin is Origin.REVISE else "actor")
+    draft = draft.model_copy(update={"reflections": list(reflections)})
+    score = sum(c.score for c in critiques) / len(critiques)
+    passed = all(c.passed for c in critiques)
+    return Candidate(
+        id=id_,
+        parent_id=parent,
+        origin=origin if parent is not None else Origin.DRAFT,
+        draft=draft,
+        critiques=critiques,
+        score=score,
+        passed=passed,
+    )
+
+
+def _tree_result(candidates: list[Candidate], final: str) -> Result:
+    by_id = {c.id: c for c in candidates}
+    chain = [final]
+    while (parent := by_id[chain[0]].parent_id) is not None:
+        chain.insert(0, parent)
+    return Result(
+        task=Task(instruction="Write median()"),
+        final=by_id[final].draft,
+        final_id=final,
+        best_round=len(chain) - 1,
+        stop_reason=StopReason.PASSED,
+        candidates=candidates,
+        chain=chain,
+        usage=UsageReport(),
+        wall_time_s=0.0,
+    )
+
+
+def test_a_search_learns_from_revisions_off_the_main_line_too() -> None:
+    wrong = Issue(problem="returns the first value, not the middle one")
+    root = _candidate(
+        "c0", "v0", [Critique(critic="tests", score=0.2, passed=False, issues=[wrong])]
+    )
+    off_line = _candidate("c1", "v1", [Critique(critic="tests", score=0.6, passed=False)], "c0")
+    on_line = _candidate("c2", "v2", [Critique(critic="tests", score=1.0, passed=True)], "c0")
+    learned = corrections_from(_tree_result([root, off_line, on_line], final="c2"))
+    # Both revisions of c0 improved on its issue: each is a correction, whichever branch won.
+    assert [c.score_after for c in learned] == [0.6, 1.0]
+    assert {c.problem for c in learned} == {wrong.problem}
+
+
+def test_a_reflection_after_which_an_attempt_passed_is_a_correction() -> None:
+    failing = [Critique(critic="tests", score=0.2, passed=False, summary="off by one at the end")]
+    first = _candidate("c0", "v0", failing)
+    fresh = _candidate(
+        "c1",
+        "w0",
+        [Critique(critic="tests", score=0.5, passed=False)],
+        "c0",
+        origin=Origin.REFLECT,
+        reflections=("Loop to len(values), not len(values) - 1.",),
+    )
+    fixed = _candidate("c2", "w1", [Critique(critic="tests", score=1.0, passed=True)], "c1")
+    learned = corrections_from(_tree_result([first, fresh, fixed], final="c2"))
+    reflection = [c for c in learned if c.critic == "reflection"]
+    assert len(reflection) == 1
+    assert reflection[0].fix == "Loop to len(values), not len(values) - 1."
+    assert reflection[0].problem == "off by one at the end"
+    assert (reflection[0].score_before, reflection[0].score_after) == (0.2, 1.0)
+
+
+def test_a_reflection_whose_attempt_failed_teaches_nothing() -> None:
+    failing = [Critique(critic="tests", score=0.2, passed=False, summary="wrong")]
+    first = _candidate("c0", "v0", failing)
+    fresh = _candidate(
+        "c1", "w0", failing, "c0", origin=Origin.REFLECT, reflections=("try harder",)
+    )
+    assert corrections_from(_tree_result([first, fresh], final="c0")) == []

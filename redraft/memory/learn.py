@@ -1,4 +1,5 @@
-"""Corrections learned from a finished run: each critique that a revision improved on."""
+"""Corrections learned from a finished run: each critique that a revision improved on, and
+each reflection after which a fresh attempt passed."""
 
 from __future__ import annotations
 
@@ -6,21 +7,24 @@ import difflib
 from collections.abc import Sequence
 
 from redraft.memory.records import Correction
-from redraft.types import Critique, Result, Round
+from redraft.types import Candidate, Critique, Origin, Result
 
 _EXCERPT_CHARS = 600
 
 
 def corrections_from(result: Result) -> list[Correction]:
-    """One correction per issue of a round whose revision scored higher with the same critic
-    (or, when that critic did not judge the revision, with the critics together)."""
-    rounds = result.rounds
+    """One correction per issue of a candidate whose revision (in any branch of the run)
+    scored higher with the same critic (or, when that critic did not judge the revision,
+    with the critics together); and one per reflection that led to a pass."""
+    by_id = {c.id: c for c in result.candidates}
     found: list[Correction] = []
-    for revision in rounds:
-        source = revision.draft.revises
-        if source is None or not 0 <= source < len(rounds):
+    for revision in result.candidates:
+        before = by_id.get(revision.parent_id or "")
+        if before is None:
             continue
-        before = rounds[source]
+        if revision.origin is Origin.REFLECT:
+            found.extend(_reflection(result, before, revision))
+            continue
         for critique in before.critiques:
             after = _score_after(critique, revision)
             if critique.error is None and after > critique.score:
@@ -28,7 +32,42 @@ def corrections_from(result: Result) -> list[Correction]:
     return found
 
 
-def _score_after(critique: Critique, revision: Round) -> float:
+def _reflection(result: Result, failed: Candidate, attempt: Candidate) -> list[Correction]:
+    """The reflection that started `attempt`, when that attempt (or a revision of it)
+    passed: what the failed attempt got wrong, and the reflection as the fix."""
+    passed = [c for c in _attempt_of(result, attempt) if c.passed and c.judged]
+    if not attempt.draft.reflections or not passed:
+        return []
+    problems = problems_of(failed.critiques)
+    problem = "; ".join(problems) if problems else "an earlier attempt failed its critics"
+    task = result.task
+    kind = task.metadata.get("kind")
+    return [
+        Correction(
+            task=task.instruction,
+            kind=kind if isinstance(kind, str) else None,
+            problem=_clip(problem),
+            fix=_clip(attempt.draft.reflections[-1]),
+            score_before=failed.score,
+            score_after=passed[0].score,
+            critic="reflection",
+            models=[m for m in (attempt.draft.model,) if m is not None],
+            run_id=result.thread_id,
+        )
+    ]
+
+
+def _attempt_of(result: Result, start: Candidate) -> list[Candidate]:
+    """`start` and its revisions, down to the next reflection."""
+    attempt, frontier = [start], {start.id}
+    for candidate in result.candidates:
+        if candidate.parent_id in frontier and candidate.origin is Origin.REVISE:
+            attempt.append(candidate)
+            frontier.add(candidate.id)
+    return attempt
+
+
+def _score_after(critique: Critique, revision: Candidate) -> float:
     for later in revision.critiques:
         if later.critic == critique.critic and later.error is None:
             return later.score
@@ -36,7 +75,7 @@ def _score_after(critique: Critique, revision: Round) -> float:
 
 
 def _corrections(
-    result: Result, before: Round, revision: Round, critique: Critique, after: float
+    result: Result, before: Candidate, revision: Candidate, critique: Critique, after: float
 ) -> list[Correction]:
     task = result.task
     kind = task.metadata.get("kind")
