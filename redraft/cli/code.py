@@ -40,6 +40,19 @@ from redraft.cli.options import (
 )
 from redraft.cli.output import terminal
 from redraft.cli.running import Built, begin_thread, run_built
+from redraft.cli.strategy import (
+    ExpandOption,
+    MaxCandidatesOption,
+    MaxDepthOption,
+    MaxTimeOption,
+    NOption,
+    StrategyOption,
+    TrialsOption,
+    WidthOption,
+    build_strategy,
+    describe,
+    strategy_settings,
+)
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
 from redraft.sandboxes.choose import NAMES
@@ -124,6 +137,14 @@ def code(
     json_output: JsonOption = False,
     out: CodeOutOption = None,
     quiet: QuietOption = False,
+    strategy: StrategyOption = "refine",
+    n: NOption = None,
+    expand: ExpandOption = None,
+    width: WidthOption = None,
+    max_depth: MaxDepthOption = None,
+    trials: TrialsOption = None,
+    max_candidates: MaxCandidatesOption = None,
+    max_time: MaxTimeOption = None,
     checkpoint: CheckpointOption = None,
     thread_id: ThreadIdOption = None,
 ) -> None:
@@ -160,6 +181,11 @@ def code(
             "memory_mb": memory_mb,
             "memory": memory,
             "memory_db": None if memory_db is None else str(memory_db.resolve()),
+            "max_candidates": max_candidates,
+            "max_time": max_time,
+            **strategy_settings(
+                strategy, n=n, expand=expand, width=width, max_depth=max_depth, trials=trials
+            ),
         }
         built = build_code(settings, db, quiet=quiet, suite=suite)
         try:
@@ -209,6 +235,7 @@ def build_code(
         if settings["llm_critic"]:
             critics.append(LLMCritic(name="review"))
         memory_db = settings["memory_db"]
+        strategy = build_strategy(settings)
         refiner = Refiner(
             models.main,
             critics=critics,
@@ -216,11 +243,14 @@ def build_code(
             editor=LLMEditor(mode="patch"),
             editor_model=models.editor,
             max_rounds=settings["rounds"],
+            max_candidates=settings.get("max_candidates"),
+            max_time_s=settings.get("max_time"),
+            strategy=strategy,
             memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),
             checkpointer=db,
         )
     except BaseException:
         tests_critic.close()
         raise
-    title = f"redraft code · {models.describe()} · up to {settings['rounds']} rounds"
+    title = f"redraft code · {models.describe()} · {describe(strategy, settings['rounds'])}"
     return Built(refiner, title, final_text=lambda result: extract_code(result.text))

@@ -38,6 +38,19 @@ from redraft.cli.output import (
     terminal,
 )
 from redraft.cli.running import Built, begin_thread, run_built, run_loop
+from redraft.cli.strategy import (
+    ExpandOption,
+    MaxCandidatesOption,
+    MaxDepthOption,
+    MaxTimeOption,
+    NOption,
+    StrategyOption,
+    TrialsOption,
+    WidthOption,
+    build_strategy,
+    describe,
+    strategy_settings,
+)
 from redraft.progress import ProgressView
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
@@ -132,6 +145,14 @@ def refine(
     json_output: JsonOption = False,
     out: OutOption = None,
     quiet: QuietOption = False,
+    strategy: StrategyOption = "refine",
+    n: NOption = None,
+    expand: ExpandOption = None,
+    width: WidthOption = None,
+    max_depth: MaxDepthOption = None,
+    trials: TrialsOption = None,
+    max_candidates: MaxCandidatesOption = None,
+    max_time: MaxTimeOption = None,
     checkpoint: CheckpointOption = None,
     thread_id: ThreadIdOption = None,
 ) -> None:
@@ -161,6 +182,11 @@ def refine(
             "max_cost": max_cost,
             "memory": memory,
             "memory_db": None if memory_db is None else str(memory_db.resolve()),
+            "max_candidates": max_candidates,
+            "max_time": max_time,
+            **strategy_settings(
+                strategy, n=n, expand=expand, width=width, max_depth=max_depth, trials=trials
+            ),
         }
         built = build_refine(settings, db, quiet=quiet)
         checkpointed = begin_thread(db, thread_id, "refine", settings, quiet=quiet)
@@ -182,11 +208,15 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
             settings["api_base"],
         )  # fmt: skip
     memory_db = settings["memory_db"]
+    strategy = build_strategy(settings)
     refiner = Refiner(
         models.main,
         critic_model=models.critic,
         editor_model=models.editor,
         max_rounds=settings["rounds"],
+        max_candidates=settings.get("max_candidates"),
+        max_time_s=settings.get("max_time"),
+        strategy=strategy,
         threshold=settings["threshold"],
         patience=settings["patience"],
         max_tokens=settings["max_tokens"],
@@ -194,7 +224,7 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
         memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),
         checkpointer=db,
     )
-    title = f"redraft · {models.describe()} · up to {settings['rounds']} rounds"
+    title = f"redraft · {models.describe()} · {describe(strategy, settings['rounds'])}"
     return Built(refiner, title)
 
 

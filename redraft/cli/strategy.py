@@ -1,0 +1,132 @@
+"""`--strategy` and its options, shared by `redraft refine` and `redraft code`, and the
+strategy they make. Each option belongs to one strategy; given to another it is refused."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from redraft.cli.numbers import number_in
+from redraft.strategies import BestOfN, Refine, Reflexion, Strategy, TreeSearch
+
+STRATEGIES = ("refine", "best-of-n", "beam", "mcts", "reflexion")
+_TREE = ("beam", "mcts")
+# Which strategies each option applies to (the option names as typed).
+_APPLIES: dict[str, tuple[str, ...]] = {
+    "n": ("best-of-n",),
+    "expand": _TREE,
+    "width": _TREE,
+    "max_depth": _TREE,
+    "trials": ("reflexion",),
+}
+
+
+def strategy_name(value: object) -> str:
+    """A typer `parser=` for `--strategy`."""
+    text = str(value).strip().lower()
+    if text not in STRATEGIES:
+        raise typer.BadParameter(
+            f"{text!r} is not a strategy: choose one of {', '.join(STRATEGIES)}"
+        )
+    return text
+
+
+StrategyOption = Annotated[
+    str,
+    typer.Option(
+        parser=strategy_name,
+        metavar="NAME",
+        help="How to search: refine (one chain of revisions), best-of-n (n drafts at once, "
+        "the best refined), beam or mcts (a tree of revisions), reflexion (trials with "
+        "reflections).",
+    ),
+]
+NOption = Annotated[
+    int | None,
+    typer.Option("--n", min=1, help="best-of-n: first drafts made at once [default: 4].",
+                 show_default=False),
+]  # fmt: skip
+ExpandOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="beam, mcts: revisions of each expanded candidate [default: 2].",
+                 show_default=False),
+]  # fmt: skip
+WidthOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="beam: candidates kept per depth; mcts: sets the expansions "
+                 "(width x depth) [default: 3].", show_default=False),
+]  # fmt: skip
+MaxDepthOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="beam, mcts: most revisions from a first draft [default: 4].",
+                 show_default=False),
+]  # fmt: skip
+TrialsOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="reflexion: most trials, each a refine loop [default: 3].",
+                 show_default=False),
+]  # fmt: skip
+MaxCandidatesOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Most candidates (drafts and revisions) of the whole run.",
+                 show_default=False),
+]  # fmt: skip
+MaxTimeOption = Annotated[
+    float | None,
+    typer.Option(
+        parser=number_in(0.0, above=True, example="120", unlimited="leave --max-time out"),
+        metavar="SECONDS",
+        help="Wall-time budget of the whole run, in seconds.",
+        show_default=False,
+    ),
+]
+
+
+def strategy_settings(strategy: str, **options: int | None) -> dict[str, Any]:
+    """The strategy's settings, as kept beside a checkpoint; an option that does not apply
+    to `strategy` is refused."""
+    for name, value in options.items():
+        if value is not None and strategy not in _APPLIES[name]:
+            flag = "--" + name.replace("_", "-")
+            where = " or ".join(_APPLIES[name])
+            raise typer.BadParameter(
+                f"{flag} applies to --strategy {where}, not {strategy}", param_hint=flag
+            )
+    return {"strategy": strategy, **options}
+
+
+def build_strategy(settings: dict[str, Any]) -> Strategy:
+    """The strategy of a command's settings (also those of a resumed run)."""
+    name = settings.get("strategy", "refine")
+
+    def given(key: str, default: int) -> int:
+        value = settings.get(key)
+        return default if value is None else int(value)
+
+    if name == "best-of-n":
+        return BestOfN(given("n", 4))
+    if name in _TREE:
+        return TreeSearch(
+            expand=given("expand", 2),
+            width=given("width", 3),
+            max_depth=given("max_depth", 4),
+            policy="beam" if name == "beam" else "mcts",
+        )
+    if name == "reflexion":
+        return Reflexion(given("trials", 3))
+    return Refine()
+
+
+def describe(strategy: Strategy, rounds: int) -> str:
+    """The strategy for a progress title: what bounds the run."""
+    if isinstance(strategy, TreeSearch):
+        return (
+            f"{strategy.policy} · expand {strategy.expand}, width {strategy.width}, "
+            f"depth {strategy.max_depth}"
+        )
+    if isinstance(strategy, BestOfN):
+        return f"best of {strategy.n}, then up to {rounds} rounds"
+    if isinstance(strategy, Reflexion):
+        return f"reflexion · {strategy.trials} trials of up to {rounds} rounds"
+    return f"up to {rounds} rounds"
