@@ -136,3 +136,17 @@ def test_a_search_resumes_from_the_cli_with_its_strategy(
     assert code == 2  # finished: resume says so in one line
     assert "finished" in one_error_line(err)
     assert first.strategy == "best-of-n"
+
+
+def test_configuration_keys_make_the_same_strategies_as_the_flags() -> None:
+    from redraft import ConfigError
+    from redraft.strategies import strategy_from
+
+    beam = strategy_from({"strategy": "beam", "width": 2, "max_depth": 3})
+    assert isinstance(beam, TreeSearch) and (beam.width, beam.max_depth) == (2, 3)
+    with pytest.raises(ConfigError, match="n applies to strategy best-of-n, not mcts"):
+        strategy_from({"strategy": "mcts", "n": 4})
+    with pytest.raises(ConfigError, match="'greedy' is not a strategy: choose one of refine"):
+        strategy_from({"strategy": "greedy"})
+    with pytest.raises(ConfigError, match="trials must be a whole number of at least 1"):
+        strategy_from({"strategy": "reflexion", "trials": 0})

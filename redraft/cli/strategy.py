@@ -8,26 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from redraft.cli.numbers import number_in
-from redraft.strategies import BestOfN, Refine, Reflexion, Strategy, TreeSearch
-
-STRATEGIES = ("refine", "best-of-n", "beam", "mcts", "reflexion")
-_TREE = ("beam", "mcts")
-# Which strategies each option applies to (the option names as typed).
-_APPLIES: dict[str, tuple[str, ...]] = {
-    "n": ("best-of-n",),
-    "expand": _TREE,
-    "width": _TREE,
-    "max_depth": _TREE,
-    "trials": ("reflexion",),
-}
+from redraft.errors import ConfigError
+from redraft.strategies import BestOfN, Reflexion, Strategy, TreeSearch
+from redraft.strategies.config import STRATEGY_NAMES, check_strategy_keys, strategy_from
 
 
 def strategy_name(value: object) -> str:
     """A typer `parser=` for `--strategy`."""
     text = str(value).strip().lower()
-    if text not in STRATEGIES:
+    if text not in STRATEGY_NAMES:
         raise typer.BadParameter(
-            f"{text!r} is not a strategy: choose one of {', '.join(STRATEGIES)}"
+            f"{text!r} is not a strategy: choose one of {', '.join(STRATEGY_NAMES)}"
         )
     return text
 
@@ -86,36 +77,17 @@ MaxTimeOption = Annotated[
 def strategy_settings(strategy: str, **options: int | None) -> dict[str, Any]:
     """The strategy's settings, as kept beside a checkpoint; an option that does not apply
     to `strategy` is refused."""
-    for name, value in options.items():
-        if value is not None and strategy not in _APPLIES[name]:
-            flag = "--" + name.replace("_", "-")
-            where = " or ".join(_APPLIES[name])
-            raise typer.BadParameter(
-                f"{flag} applies to --strategy {where}, not {strategy}", param_hint=flag
-            )
-    return {"strategy": strategy, **options}
+    settings = {"strategy": strategy, **options}
+    try:
+        check_strategy_keys(settings, flag="--{}")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return settings
 
 
 def build_strategy(settings: dict[str, Any]) -> Strategy:
     """The strategy of a command's settings (also those of a resumed run)."""
-    name = settings.get("strategy", "refine")
-
-    def given(key: str, default: int) -> int:
-        value = settings.get(key)
-        return default if value is None else int(value)
-
-    if name == "best-of-n":
-        return BestOfN(given("n", 4))
-    if name in _TREE:
-        return TreeSearch(
-            expand=given("expand", 2),
-            width=given("width", 3),
-            max_depth=given("max_depth", 4),
-            policy="beam" if name == "beam" else "mcts",
-        )
-    if name == "reflexion":
-        return Reflexion(given("trials", 3))
-    return Refine()
+    return strategy_from(settings)
 
 
 def describe(strategy: Strategy, rounds: int) -> str:

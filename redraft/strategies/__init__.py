@@ -10,8 +10,18 @@ subgraph alike.
 
 from redraft.strategies.base import Strategy, StrategyGraph
 from redraft.strategies.best_of_n import BestOfN
+from redraft.strategies.config import STRATEGY_NAMES, strategy_from
 from redraft.strategies.refine import Refine
 from redraft.strategies.reflexion import Reflexion
 from redraft.strategies.tree_search import TreeSearch
 
-__all__ = ["BestOfN", "Refine", "Reflexion", "Strategy", "StrategyGraph", "TreeSearch"]
+__all__ = [
+    "STRATEGY_NAMES",
+    "BestOfN",
+    "Refine",
+    "Reflexion",
+    "Strategy",
+    "StrategyGraph",
+    "TreeSearch",
+    "strategy_from",
+]
