@@ -51,6 +51,7 @@ from redraft.models.limits import model_limits
 from redraft.models.litellm import LiteLLMModel
 from redraft.models.resolve import check_api_base, check_credentials, resolve_model
 from redraft.strategies import Refine, Strategy
+from redraft.strategies.config import describe_strategy
 from redraft.types import Event, Result, StopEvent, Task
 
 if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
@@ -242,7 +243,8 @@ class Refiner:
         from redraft.progress import ProgressView, follow
 
         view = ProgressView(
-            title=f"redraft · up to {self.budgets.max_rounds} rounds", critics=len(self.critics)
+            title=f"redraft · {describe_strategy(self.strategy, self.budgets.max_rounds)}",
+            critics=len(self.critics),
         )
         return await follow(self._astream(task, thread_id), view, Console())
 

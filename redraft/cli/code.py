@@ -50,12 +50,12 @@ from redraft.cli.strategy import (
     TrialsOption,
     WidthOption,
     build_strategy,
-    describe,
     strategy_settings,
 )
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
 from redraft.sandboxes.choose import NAMES
+from redraft.strategies.config import describe_strategy
 from redraft.types import Task
 
 
@@ -252,5 +252,7 @@ def build_code(
     except BaseException:
         tests_critic.close()
         raise
-    title = f"redraft code · {models.describe()} · {describe(strategy, settings['rounds'])}"
+    title = (
+        f"redraft code · {models.describe()} · {describe_strategy(strategy, settings['rounds'])}"
+    )
     return Built(refiner, title, final_text=lambda result: extract_code(result.text))

@@ -48,12 +48,12 @@ from redraft.cli.strategy import (
     TrialsOption,
     WidthOption,
     build_strategy,
-    describe,
     strategy_settings,
 )
 from redraft.progress import ProgressView
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
+from redraft.strategies.config import describe_strategy
 from redraft.types import Task
 
 DEMO_LABEL = "offline demo: the model replies are scripted, no model or API key is used"
@@ -224,7 +224,7 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
         memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),
         checkpointer=db,
     )
-    title = f"redraft · {models.describe()} · {describe(strategy, settings['rounds'])}"
+    title = f"redraft · {models.describe()} · {describe_strategy(strategy, settings['rounds'])}"
     return Built(refiner, title)
 
 

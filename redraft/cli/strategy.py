@@ -9,7 +9,7 @@ import typer
 
 from redraft.cli.numbers import number_in
 from redraft.errors import ConfigError
-from redraft.strategies import BestOfN, Reflexion, Strategy, TreeSearch
+from redraft.strategies import Strategy
 from redraft.strategies.config import STRATEGY_NAMES, check_strategy_keys, strategy_from
 
 
@@ -88,17 +88,3 @@ def strategy_settings(strategy: str, **options: int | None) -> dict[str, Any]:
 def build_strategy(settings: dict[str, Any]) -> Strategy:
     """The strategy of a command's settings (also those of a resumed run)."""
     return strategy_from(settings)
-
-
-def describe(strategy: Strategy, rounds: int) -> str:
-    """The strategy for a progress title: what bounds the run."""
-    if isinstance(strategy, TreeSearch):
-        return (
-            f"{strategy.policy} · expand {strategy.expand}, width {strategy.width}, "
-            f"depth {strategy.max_depth}"
-        )
-    if isinstance(strategy, BestOfN):
-        return f"best of {strategy.n}, then up to {rounds} rounds"
-    if isinstance(strategy, Reflexion):
-        return f"reflexion · {strategy.trials} trials of up to {rounds} rounds"
-    return f"up to {rounds} rounds"

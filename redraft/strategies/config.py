@@ -67,3 +67,17 @@ def strategy_from(config: Mapping[str, object]) -> Strategy:
     if name == "reflexion":
         return Reflexion(given("trials", 3))
     return Refine()
+
+
+def describe_strategy(strategy: Strategy, rounds: int) -> str:
+    """What bounds a run of `strategy`, for a progress title."""
+    if isinstance(strategy, TreeSearch):
+        return (
+            f"{strategy.policy} · expand {strategy.expand}, width {strategy.width}, "
+            f"depth {strategy.max_depth}"
+        )
+    if isinstance(strategy, BestOfN):
+        return f"best of {strategy.n}, then up to {rounds} rounds"
+    if isinstance(strategy, Reflexion):
+        return f"reflexion · {strategy.trials} trials of up to {rounds} rounds"
+    return f"up to {rounds} rounds"

@@ -23,7 +23,7 @@ from redraft._interrupts import RunInterrupted
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, Revised, total_usage, usage_report
 from redraft.engine.selection import best_index, rank
-from redraft.errors import ModelError, describe
+from redraft.errors import ConfigError, ModelError, describe
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
 from redraft.types import (
@@ -293,7 +293,7 @@ class _Nodes:
                 if revised.candidate is None:
                     return _failed(job, revised)
                 candidate = revised.candidate
-        except RunInterrupted:
+        except (RunInterrupted, ConfigError):  # a misconfigured run fails as a whole
             raise
         except Exception as exc:  # one failed job leaves the others' candidates
             return _failed(job, Revised(None, Usage(), stop="error", error=describe(exc)))
