@@ -31,7 +31,7 @@ class BestOfN(Search):
     def decide(self, step: Step, budgets: Budgets) -> Plan:
         tree = step.tree
         if step.next_number == 0:
-            return Plan(jobs=first_drafts(step.task, self.n, 0), note=f"{self.n} first drafts")
+            return Plan(jobs=first_drafts(self.n, 0), note=f"{self.n} first drafts")
         chain_ids = step.state.get("chain") or []
         if not chain_ids:  # the first drafts are judged: the best starts the chain
             drafts = tree.candidates
@@ -60,7 +60,7 @@ class BestOfN(Search):
             return Plan(stop=stop, final_id=final.id, note=note, update=update)
         if reason is not None:
             return Plan(stop=reason, final_id=final.id, note=note, update=update)
-        jobs = revisions(step.task, final, line, 1, step.next_number)
+        jobs = revisions(final, line, 1, step.next_number)
         return Plan(jobs=jobs, note=note or f"revising {final.id}", update=update)
 
     def most_fan_outs(self, budgets: Budgets) -> int:

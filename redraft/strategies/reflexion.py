@@ -28,7 +28,7 @@ class Reflexion(Search):
     def decide(self, step: Step, budgets: Budgets) -> Plan:
         tree = step.tree
         if step.next_number == 0:
-            jobs = first_drafts(step.task, 1, 0)
+            jobs = first_drafts(1, 0)
             return Plan(jobs=jobs, note="trial 1", update={"chain": [], "trial": 1})
         trial = step.state.get("trial", 1)
         chain = [tree.by_id[i] for i in step.state.get("chain") or []]
@@ -51,7 +51,7 @@ class Reflexion(Search):
         update = {"chain": [c.id for c in chain]}
         if reason is None:
             target = chain[best_index(chain, budgets.select)]
-            jobs = revisions(step.task, target, chain, 1, step.next_number)
+            jobs = revisions(target, chain, 1, step.next_number)
             return Plan(jobs=jobs, note=f"trial {trial}: revising {target.id}", update=update)
         final = self._final(tree.candidates, chain, budgets)
         if reason not in _TRIAL_FAILED:
@@ -61,11 +61,10 @@ class Reflexion(Search):
             return Plan(stop=stop, final_id=final.id, note=f"{trial} trials failed", update=update)
         reflect = Job(
             op="reflect",
-            task=step.task,
             number=step.next_number,
             variant=None,
-            parent=chain[-1],
-            line=chain,
+            parent_id=chain[-1].id,
+            line_ids=[c.id for c in chain],
             reflections=list(chain[0].draft.reflections),
         )
         note = f"trial {trial} failed ({reason.value}): reflecting, then trial {trial + 1}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import CONFIG_KEY_READ
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
@@ -43,15 +44,15 @@ Op = Literal["draft", "revise", "reflect"]
 
 
 class Job(TypedDict, total=False):
-    """One candidate to make and judge: what `make` is sent."""
+    """One candidate to make and judge: what `make` is sent. It names candidates by id, and
+    `make` reads them from the state, so a checkpoint holds no second copy of a draft."""
 
     op: Op
-    task: Task
     number: int  # the candidate's number: its id is c{number}
     variant: Variant | None
-    parent: Candidate | None  # the candidate revised (or reflected on)
-    line: list[Candidate]  # the main line up to the parent (for reflect: the failed attempt)
-    siblings: list[Candidate]  # revisions of the parent that already exist
+    parent_id: str | None  # the candidate revised (or reflected on)
+    line_ids: list[str]  # the main line up to the parent (for reflect: the failed attempt)
+    sibling_ids: list[str]  # revisions of the parent that already exist
     reflections: list[str]  # for reflect: what earlier attempts taught
 
 
@@ -246,9 +247,9 @@ class _Nodes:
         update: dict[str, Any] = {**plan.update, "elapsed_s": elapsed}
         if jobs:
             best_id = tree.best().id if tree.candidates else ""
-            first_parent = jobs[0].get("parent")
-            depth = 0 if first_parent is None else first_parent.depth + 1
-            expand = list(dict.fromkeys(p.id for j in jobs if (p := j.get("parent")) is not None))
+            first_parent = jobs[0].get("parent_id")
+            depth = 0 if first_parent is None else tree.by_id[first_parent].depth + 1
+            expand = list(dict.fromkeys(p for j in jobs if (p := j.get("parent_id")) is not None))
             emit(SelectEvent(round=depth, best_id=best_id, expand=expand, note=plan.note))
             update |= {
                 "made": step.next_number + len(jobs),
@@ -267,10 +268,13 @@ class _Nodes:
             update["error"] = plan.error
         return Command(update=update, goto="finish")
 
-    async def make(self, job: Job) -> dict[str, Any]:
-        number, task = job["number"], job["task"]
-        parent = job.get("parent")
-        line = job.get("line", [])
+    async def make(self, job: Job, config: RunnableConfig) -> dict[str, Any]:
+        state = _read_state(config)
+        task, number = state["task"], job["number"]
+        tree = self.view(state)
+        parent_id = job.get("parent_id")
+        parent = None if parent_id is None else tree.by_id[parent_id]
+        line = [tree.by_id[i] for i in job.get("line_ids", [])]
         try:
             if job["op"] == "draft":
                 candidate = await self.ops.draft(task, number, job.get("variant"))
@@ -284,7 +288,7 @@ class _Nodes:
                         line,
                         number,
                         variant=job.get("variant"),
-                        siblings=job.get("siblings", []),
+                        siblings=[tree.by_id[i] for i in job.get("sibling_ids", [])],
                     )
                     judged_line = line
                 else:
@@ -326,11 +330,19 @@ class _Nodes:
         return {"result": result}
 
 
+def _read_state(config: RunnableConfig) -> SearchState:
+    """The state at the start of this step, read the way LangGraph's own `ToolNode` reads it
+    for a `Send` that carries no state: by the read function Pregel gives each task."""
+    read = config.get("configurable", {}).get(CONFIG_KEY_READ)
+    if read is None:
+        raise RuntimeError("the search's make node runs only inside its graph")
+    return cast(SearchState, read(["task", "drafts", "judgments"], False))
+
+
 def _failed(job: Job, revised: Revised) -> dict[str, Any]:
-    parent = job.get("parent")
     failure = Failure(
         number=job["number"],
-        parent_id=None if parent is None else parent.id,
+        parent_id=job.get("parent_id"),
         stop=revised.stop or "error",
         error=revised.error,
     )
@@ -390,18 +402,15 @@ def no_candidate_reason(failures: Sequence[Failure]) -> tuple[StopReason, str | 
     return StopReason.REPEATED, None
 
 
-def first_drafts(task: Task, count: int, start: int) -> list[Job]:
+def first_drafts(count: int, start: int) -> list[Job]:
     """`count` first drafts made at once, each told to differ."""
     return [
-        Job(op="draft", task=task, number=start + i, variant=Variant.spread(i, count))
-        if count > 1
-        else Job(op="draft", task=task, number=start, variant=None)
+        Job(op="draft", number=start + i, variant=Variant.spread(i, count) if count > 1 else None)
         for i in range(count)
     ]
 
 
 def revisions(
-    task: Task,
     parent: Candidate,
     line: list[Candidate],
     count: int,
@@ -413,12 +422,11 @@ def revisions(
     return [
         Job(
             op="revise",
-            task=task,
             number=start + i,
             variant=Variant.spread(i, count) if count > 1 else None,
-            parent=parent,
-            line=line,
-            siblings=list(existing),
+            parent_id=parent.id,
+            line_ids=[c.id for c in line],
+            sibling_ids=[c.id for c in existing],
         )
         for i in range(count)
     ]

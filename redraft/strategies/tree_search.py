@@ -90,7 +90,7 @@ class TreeSearch(Search):
     def _beam(self, step: Step, budgets: Budgets) -> Plan:
         tree = step.tree
         if step.next_number == 0:
-            return Plan(jobs=first_drafts(step.task, self.width, 0), note=f"{self.width} drafts")
+            return Plan(jobs=first_drafts(self.width, 0), note=f"{self.width} drafts")
         made = step.made
         if not made:  # every revision of this depth was a repeat or failed
             reason, error = no_candidate_reason(step.failures)
@@ -111,7 +111,7 @@ class TreeSearch(Search):
             existing = tree.children.get(parent.id, [])
             start = step.next_number + len(jobs)
             line = tree.path(parent.id)
-            jobs += revisions(step.task, parent, line, self.expand, start, existing)
+            jobs += revisions(parent, line, self.expand, start, existing)
         return Plan(jobs=jobs, note=f"depth {depth}: keeping {', '.join(c.id for c in kept)}")
 
     # -- MCTS ------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ class TreeSearch(Search):
     def _mcts(self, step: Step, budgets: Budgets) -> Plan:
         tree = step.tree
         if step.next_number == 0:
-            return Plan(jobs=first_drafts(step.task, 1, 0), note="the root draft")
+            return Plan(jobs=first_drafts(1, 0), note="the root draft")
         dead = list(step.state.get("dead") or [])
         if not step.made:
             reason, error = no_candidate_reason(step.failures)
@@ -141,7 +141,7 @@ class TreeSearch(Search):
             return Plan(stop=StopReason.EXHAUSTED, note=note, update=update)
         existing = tree.children.get(node.id, [])
         line = tree.path(node.id)
-        jobs = revisions(step.task, node, line, self.expand, step.next_number, existing)
+        jobs = revisions(node, line, self.expand, step.next_number, existing)
         return Plan(jobs=jobs, note=f"expanding {node.id} (UCT)", update=update)
 
     def _select(self, tree: Tree, dead: set[str]) -> Candidate | None:
