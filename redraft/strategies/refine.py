@@ -19,6 +19,7 @@ from redraft.engine.selection import best_index
 from redraft.errors import ConfigError
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
+from redraft.strategies.judged import JudgedCandidates
 from redraft.types import (
     Candidate,
     Judgment,
@@ -50,14 +51,10 @@ class RefineState(TypedDict, total=False):
 
 
 class _MainLine:
-    """The judged candidates of a state, in the order judged. It remembers the candidates it
-    made while their draft and judgment are the same objects: otherwise each step of a long
-    run would remake every earlier candidate."""
-
-    _LIMIT = 10_000  # candidates remembered across the Refiner's runs, then forgotten
+    """The judged candidates of a state, in the order judged."""
 
     def __init__(self) -> None:
-        self._made: dict[tuple[int, int], tuple[Candidate, Judgment, Candidate]] = {}
+        self._join = JudgedCandidates()
 
     def __call__(self, state: RefineState) -> list[Candidate]:
         if not state.get("drafts"):  # every step after the first draft has them
@@ -65,18 +62,7 @@ class _MainLine:
                 "this run was checkpointed by an earlier redraft, whose state this one cannot "
                 "resume: run the task again under a new thread_id"
             )
-        drafts = state["drafts"]
-        line: list[Candidate] = []
-        for judgment in state.get("judgments", []):
-            draft = drafts[judgment.candidate_id]
-            key = (id(draft), id(judgment))
-            made = self._made.get(key)
-            if made is None or made[0] is not draft or made[1] is not judgment:
-                if len(self._made) >= self._LIMIT:
-                    self._made.clear()
-                made = self._made[key] = (draft, judgment, draft.judged_as(judgment))
-            line.append(made[2])
-        return line
+        return self._join(state["drafts"], state.get("judgments", []))
 
 
 class Refine:

@@ -27,6 +27,7 @@ from redraft.engine.selection import best_index, rank
 from redraft.errors import ConfigError, ModelError, describe
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
+from redraft.strategies.judged import JudgedCandidates
 from redraft.types import (
     Candidate,
     CandidateEvent,
@@ -127,28 +128,14 @@ class Tree:
 
 
 class _TreeView:
-    """Builds a state's `Tree`, remembering the candidates it made while their draft and
-    judgment are the same objects (as `refine._MainLine` does)."""
-
-    _LIMIT = 10_000
+    """The `Tree` of a state."""
 
     def __init__(self) -> None:
-        self._made: dict[tuple[int, int], tuple[Candidate, Judgment, Candidate]] = {}
+        self._join = JudgedCandidates()
 
     def __call__(self, state: SearchState) -> Tree:
-        drafts = state.get("drafts", {})
-        judged: list[Candidate] = []
-        for judgment in state.get("judgments", []):
-            draft = drafts[judgment.candidate_id]
-            key = (id(draft), id(judgment))
-            made = self._made.get(key)
-            if made is None or made[0] is not draft or made[1] is not judgment:
-                if len(self._made) >= self._LIMIT:
-                    self._made.clear()
-                made = self._made[key] = (draft, judgment, draft.judged_as(judgment))
-            judged.append(made[2])
-        judged.sort(key=lambda c: number_of(c.id))
-        return Tree(judged)
+        judged = self._join(state.get("drafts", {}), state.get("judgments", []))
+        return Tree(sorted(judged, key=lambda c: number_of(c.id)))
 
 
 @dataclass(frozen=True)
