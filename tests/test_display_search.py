@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
+from typing import Any, cast
 
 from rich.console import Console, RenderableType
 
 from redraft import FunctionCritic, Refiner, Result, ScriptedModel
+from redraft.display import LARGE_TREE, candidate_label, is_tree, result_html
 from redraft.models.base import Message
 from redraft.models.scripted import ScriptedCall
 from redraft.progress import ProgressView
-from redraft.types import Event, StopEvent
+from redraft.strategies import BestOfN, Reflexion, Strategy, TreeSearch
+from redraft.types import Candidate, Event, Origin, StopEvent
 
 _ANSWER = re.compile(r"<answer>\n(.*?)\n</answer>", re.DOTALL)
 _WALL_TIME = re.compile(r"\$0\.0000 · \d+\.\ds")
@@ -129,3 +133,204 @@ async def test_refine_shows_its_progress_as_before() -> None:
     await stream(refine_run(), view)
     assert view.status is None
     assert screen(view) == REFINE_PROGRESS
+
+
+# -- searches: the tree of candidates ---------------------------------------------------------
+
+NODE = re.compile(r"^(?P<guide>[│├└─ ]*)(?P<star>★ )?(?P<id>c\d+) · (?P<rest>.*)$")
+MORE = re.compile(r"… (\d+) more \(best \d\.\d\d\)")
+
+
+def climb(text: str) -> float | tuple[float, str]:
+    """Better with each edit; passes after three."""
+    n = edits(text)
+    return (0.2 + 0.25 * n, "needs more edits") if n < 3 else 1.0
+
+
+def plateau(text: str) -> tuple[float, str]:
+    """Better with each edit, never passing."""
+    return 0.2 + 0.15 * edits(text), "not yet"
+
+
+def flaky_once(text: str) -> bool:
+    """Fails on every first revision, passes everything else."""
+    if edits(text) == 1:
+        raise RuntimeError("flaky critic down")
+    return True
+
+
+class Actor:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, messages: list[Message], call: ScriptedCall) -> str:
+        self.count += 1
+        return f"draft {self.count}"
+
+
+def search(strategy: object, *checks: Callable[[str], object], **budgets: Any) -> Refiner:
+    critics = [FunctionCritic(check, in_thread=False) for check in checks or (climb,)]
+    return Refiner(
+        ScriptedModel(Actor()),
+        editor_model=ScriptedModel(Editor()),
+        critics=critics,
+        strategy=cast(Strategy, strategy),
+        **budgets,
+    )
+
+
+def nodes(text: str) -> dict[str, tuple[int, int, str]]:
+    """Each candidate the tree shows: its line, the column of its id (★ not counted) and
+    the rest of its label."""
+    found: dict[str, tuple[int, int, str]] = {}
+    for number, line in enumerate(text.splitlines()):
+        match = NODE.match(line)
+        if match:
+            assert match["id"] not in found, f"{match['id']} shown twice"
+            found[match["id"]] = (number, len(match["guide"]), match["rest"])
+    return found
+
+
+def hung_from(text: str) -> dict[str, str | None]:
+    """The node each candidate hangs from in the tree (None: the tree's root)."""
+    shown = nodes(text)
+    by_line = {line: (column, id_) for id_, (line, column, _) in shown.items()}
+    parents: dict[str, str | None] = {}
+    for id_, (line, column, _) in shown.items():
+        above = [
+            (number, other)
+            for number, (col, other) in by_line.items()
+            if number < line and col == column - 4
+        ]
+        parents[id_] = max(above)[1] if above else None
+        if column == 4:
+            parents[id_] = None
+    return parents
+
+
+def shown_parent_of(candidate: Candidate) -> str | None:
+    return None if candidate.origin is Origin.REFLECT else candidate.parent_id
+
+
+def main_line(text: str) -> list[str]:
+    """The candidate ids of the main-line table's rows."""
+    return re.findall(r"│\s+\d+(?: ★)? │ (c\d+)\s+│", text)
+
+
+async def test_a_beam_search_shows_its_tree_of_candidates() -> None:
+    result, _ = await stream(search(TreeSearch(policy="beam"), max_rounds=10))
+    text = screen(result)
+    shown = nodes(text)
+    assert result.strategy == "beam" and len(result.candidates) == 21
+    assert set(shown) == {c.id for c in result.candidates}
+    parents = hung_from(text)
+    for candidate in result.candidates:
+        _, _, rest = shown[candidate.id]
+        mark = "✓" if candidate.passed else "✗"
+        assert rest.startswith(f"{candidate.origin.value} · {candidate.score:.2f} {mark}")
+        assert parents[candidate.id] == candidate.parent_id, candidate.id
+    # The winner, starred with why; the first line names the strategy and the count.
+    assert result.final_id == "c15" and result.chain == ["c0", "c3", "c9", "c15"]
+    assert text.count("★ c") == 1
+    assert re.search(r"★ c15 · revise · 1\.00 ✓ · every critic passed it", text)
+    first, second = text.splitlines()[:2]
+    assert "stop: passed · beam · 21 candidates · best c15 (score 1.00)" in first
+    assert second == f"selected c15: {result.selected_because}"
+    assert main_line(text) == result.chain
+    assert "…" not in text  # a tree this small shows every candidate
+
+
+async def test_the_main_line_is_bold_and_the_rest_is_not() -> None:
+    result, _ = await stream(search(TreeSearch(policy="beam"), max_rounds=10))
+    for candidate in result.candidates:
+        label = candidate_label(candidate, result)
+        assert label.style == ("bold" if candidate.id in result.chain else ""), candidate.id
+
+
+async def test_best_of_n_hangs_its_refinement_from_the_best_first_draft() -> None:
+    result, _ = await stream(search(BestOfN(4)))
+    text = screen(result)
+    parents = hung_from(text)
+    roots = [id_ for id_, parent in parents.items() if parent is None]
+    assert roots == ["c0", "c1", "c2", "c3"]
+    assert parents == {c.id: c.parent_id for c in result.candidates}
+    assert result.chain == ["c0", "c4", "c5", "c6"] and "★ c6 · revise · 1.00 ✓" in text
+    assert "best-of-n · 7 candidates · best c6" in text.splitlines()[0]
+
+
+async def test_best_of_n_unrefined_is_a_row_of_first_drafts() -> None:
+    result, _ = await stream(search(BestOfN(8, refine=False)))
+    text = screen(result)
+    assert hung_from(text) == {f"c{i}": None for i in range(8)}
+    assert main_line(text) == ["c0"]  # the main line is the winner alone
+    assert re.search(r"★ c0 · draft · 0\.20 ✗ · the highest score \(0\.20\) of 8", text)
+    assert "stop: exhausted · best-of-n · 8 candidates · best c0 (score 0.20)" in text
+
+
+async def test_mcts_shows_the_branches_it_expanded() -> None:
+    result, _ = await stream(search(TreeSearch(policy="mcts")))
+    text = screen(result)
+    assert set(nodes(text)) == {c.id for c in result.candidates}
+    assert hung_from(text) == {c.id: c.parent_id for c in result.candidates}
+    branched = [c for c in result.candidates if c.parent_id == "c0"]
+    assert len(branched) == 2  # the root was expanded twice over
+    assert f"★ {result.final_id} · revise" in text and "mcts · " in text.splitlines()[0]
+
+
+async def test_reflexion_shows_each_trial_as_a_branch() -> None:
+    result, _ = await stream(search(Reflexion(trials=3), max_rounds=2))
+    text = screen(result)
+    assert [c.origin for c in result.candidates].count(Origin.REFLECT) == 2
+    assert set(nodes(text)) == {c.id for c in result.candidates}
+    assert hung_from(text) == {c.id: shown_parent_of(c) for c in result.candidates}
+    for candidate in result.candidates:
+        if candidate.origin is Origin.REFLECT:
+            assert nodes(text)[candidate.id][2].startswith(f"reflect on {candidate.parent_id} · ")
+    # Off the main line, the later trials are in the tree only.
+    assert main_line(text) == result.chain == ["c0", "c1"]
+    assert f"selected c1: {result.selected_because}" in text
+
+
+async def test_a_critic_that_failed_is_marked_on_its_node() -> None:
+    result, _ = await stream(search(TreeSearch(policy="beam"), climb, flaky_once, max_rounds=10))
+    text = screen(result)
+    shown = nodes(text)
+    failed = [c for c in result.candidates if not c.judged]
+    assert failed and all(c.depth == 1 for c in failed)
+    for candidate in result.candidates:
+        assert ("error (flaky_once)" in shown[candidate.id][2]) is (not candidate.judged)
+
+
+async def test_a_large_tree_shows_the_main_line_and_counts_the_rest() -> None:
+    strategy = TreeSearch(expand=4, width=4, max_depth=4)
+    result, _ = await stream(search(strategy, plateau))
+    assert len(result.candidates) == 68 > LARGE_TREE
+    text = screen(result)
+    shown = nodes(text)
+    counted = sum(int(n) for n in MORE.findall(text))
+    assert len(shown) + counted == len(result.candidates)  # each shown or counted, once
+    assert set(result.chain) <= set(shown) and len(text.splitlines()) < 60
+    by_id = {c.id: c for c in result.candidates}
+    parents = hung_from(text)
+    for id_ in shown:
+        assert parents[id_] == by_id[id_].parent_id
+        # Children show only under the main line.
+        assert parents[id_] is None or parents[id_] in result.chain
+    assert f"★ {result.final_id} · revise · 0.80 ✗" in text
+
+
+async def test_the_notebook_view_holds_the_tree() -> None:
+    result, _ = await stream(search(TreeSearch(policy="beam"), max_rounds=10))
+    html = result._repr_html_()
+    assert html == result_html(result) and "<pre" in html
+    assert "beam · 21 candidates" in html and "└── " in html
+    assert "★ " in html and "c20 · revise" in html
+    refined, _ = await stream(refine_run())
+    assert "└── " not in refined._repr_html_() and "Rounds" in refined._repr_html_()
+
+
+async def test_a_chain_has_no_tree() -> None:
+    result, _ = await stream(refine_run())
+    assert not is_tree(result) and "└── " not in screen(result)
+    unrefined, _ = await stream(search(BestOfN(1, refine=False)))
+    assert not is_tree(unrefined)
