@@ -51,6 +51,7 @@ from redraft.models.limits import model_limits
 from redraft.models.litellm import LiteLLMModel
 from redraft.models.resolve import check_api_base, check_credentials, resolve_model
 from redraft.strategies import Refine, Strategy
+from redraft.strategies.search import Search
 from redraft.types import Event, Result, StopEvent, Task
 
 if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
@@ -241,9 +242,13 @@ class Refiner:
     async def _arun_shown(self, task: Task | None, thread_id: str | None) -> Result:
         from redraft.progress import ProgressView, follow
 
-        view = ProgressView(
-            title=f"redraft · up to {self.budgets.max_rounds} rounds", critics=len(self.critics)
+        search = isinstance(self.strategy, Search)  # a resumed search starts with drafts
+        title = (
+            f"redraft · {self.strategy!r}"
+            if search
+            else f"redraft · up to {self.budgets.max_rounds} rounds"
         )
+        view = ProgressView(title=title, critics=len(self.critics), search=search)
         return await follow(self._astream(task, thread_id), view, Console())
 
     def models(self) -> list[ChatModel]:

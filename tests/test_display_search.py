@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 from rich.console import Console, RenderableType
 
 from redraft import FunctionCritic, Refiner, Result, ScriptedModel
+from redraft.agents.critics.function import CheckFunction
 from redraft.display import LARGE_TREE, candidate_label, is_tree, result_html
 from redraft.models.base import Message
 from redraft.models.scripted import ScriptedCall
 from redraft.progress import ProgressView
 from redraft.strategies import BestOfN, Reflexion, Strategy, TreeSearch
-from redraft.types import Candidate, Event, Origin, StopEvent
+from redraft.types import Candidate, Event, Origin, SelectEvent, StopEvent
 
 _ANSWER = re.compile(r"<answer>\n(.*?)\n</answer>", re.DOTALL)
 _WALL_TIME = re.compile(r"\$0\.0000 · \d+\.\ds")
@@ -168,7 +169,7 @@ class Actor:
         return f"draft {self.count}"
 
 
-def search(strategy: object, *checks: Callable[[str], object], **budgets: Any) -> Refiner:
+def search(strategy: object, *checks: CheckFunction, **budgets: Any) -> Refiner:
     critics = [FunctionCritic(check, in_thread=False) for check in checks or (climb,)]
     return Refiner(
         ScriptedModel(Actor()),
@@ -334,3 +335,120 @@ async def test_a_chain_has_no_tree() -> None:
     assert not is_tree(result) and "└── " not in screen(result)
     unrefined, _ = await stream(search(BestOfN(1, refine=False)))
     assert not is_tree(unrefined)
+
+
+# -- searches: live progress -----------------------------------------------------------------
+
+CANDIDATE_LINE = re.compile(r"^  (c\d+) · (draft|revise of c\d+|reflect on c\d+) · (\d\.\d\d) ")
+
+
+class Watched(ProgressView):
+    """A progress view that keeps the status it showed after each event."""
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(title="t", **fields)
+        self.statuses: list[str | None] = []
+
+    def update(self, event: Event) -> None:
+        super().update(event)
+        self.statuses.append(self.status)
+
+
+def candidate_lines(view: ProgressView) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in view.lines:
+        match = CANDIDATE_LINE.match(line.plain)
+        if match:
+            assert match[1] not in found, f"{match[1]} shown twice"
+            found[match[1]] = line.plain
+    return found
+
+
+async def test_a_searchs_progress_has_a_line_per_candidate_and_per_choice() -> None:
+    view = Watched(critics=1)
+    result, events = await stream(search(TreeSearch(policy="beam"), max_rounds=10), view)
+    plain = [line.plain for line in view.lines]
+    lines = candidate_lines(view)
+    assert set(lines) == {c.id for c in result.candidates}
+    for candidate in result.candidates:
+        origin = "draft" if candidate.parent_id is None else f"revise of {candidate.parent_id}"
+        mark = "✓" if candidate.passed else "✗"
+        expected = f"  {candidate.id} · {origin} · {candidate.score:.2f} {mark}"
+        assert lines[candidate.id].startswith(expected)
+        assert ("needs more edits" in lines[candidate.id]) is (not candidate.passed)
+    assert plain[0] == "drafting · 3 drafts"
+    assert "expanding c0, c1, c2 · best c0 (0.20) · depth 0: keeping c0, c1, c2" in plain
+    assert "expanding c9, c10, c11 · best c9 (0.70) · depth 2: keeping c9, c10, c11" in plain
+    # No per-critic lines and no Refine round headings in a search.
+    assert not any(p.startswith(("  climb  ", "round ")) for p in plain)
+    assert plain[-2] == f"selected c15 (1.00) · {result.selected_because}"
+    assert plain[-1] == "stop: passed · every critic passed (c15 passed)"
+    assert view.status is None
+    assert "depth 3 · 15 candidates judged · best c9 (0.70)" in view.statuses
+    assert all(s is None or not s.startswith("round ") for s in view.statuses)
+    assert len(plain) == len(result.candidates) + 4 + 2  # four choices, selected, stop
+    assert sum(isinstance(e, SelectEvent) for e in events) == 5
+
+
+async def test_a_candidates_line_names_the_critics_that_did_not_pass_it() -> None:
+    view = ProgressView(title="t", critics=2)
+    result, _ = await stream(search(TreeSearch(policy="beam"), climb, flaky_once), view)
+    lines = candidate_lines(view)
+    for candidate in result.candidates:
+        line = lines[candidate.id]
+        failed = " error · climb " if not candidate.judged else ""
+        assert ("flaky_once error RuntimeError: flaky critic down" in line) is (
+            not candidate.judged
+        )
+        assert failed in line
+        assert "flaky_once 1.00" not in line  # a critic that passed is not listed
+
+
+async def test_reflexions_progress_shows_each_fresh_attempt_and_why_it_stopped() -> None:
+    view = ProgressView(title="t")
+    result, _ = await stream(search(Reflexion(trials=3), max_rounds=2), view)
+    lines = candidate_lines(view)
+    assert lines["c2"].startswith("  c2 · reflect on c1 · 0.20 ✗")
+    assert lines["c4"].startswith("  c4 · reflect on c3 · 0.20 ✗")
+    plain = [line.plain for line in view.lines]
+    assert (
+        "expanding c1 · best c1 (0.45) · trial 1 failed (max_rounds): reflecting, then trial 2"
+        in plain
+    )
+    assert plain[-1] == (
+        "stop: exhausted · the search made every candidate it was to make (3 trials failed)"
+    )
+    assert plain[-2] == f"selected c1 (0.45) · {result.selected_because}"
+
+
+async def test_mcts_says_once_what_it_expands() -> None:
+    view = ProgressView(title="t")
+    await stream(search(TreeSearch(policy="mcts")), view)
+    plain = [line.plain for line in view.lines]
+    assert plain[0] == "drafting · the root draft"
+    assert "expanding c0 (UCT) · best c0 (0.20)" in plain
+
+
+async def test_a_view_told_it_follows_a_search_shows_no_round_headings() -> None:
+    # As when a search resumes: its drafts and critiques may come before any choice.
+    result, events = await stream(search(BestOfN(2)))
+    view = ProgressView(title="t", search=True)
+    for event in events:
+        if not isinstance(event, SelectEvent):
+            view.update(event)
+    plain = [line.plain for line in view.lines]
+    assert CANDIDATE_LINE.match(plain[0]) and set(candidate_lines(view)) == {
+        c.id for c in result.candidates
+    }
+    assert not any(p.startswith(("round ", "  climb ")) for p in plain)
+    assert plain[-1] == "stop: passed · every critic passed"
+
+
+def test_a_search_run_with_progress_prints_the_strategy_and_its_candidates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = search(TreeSearch(policy="mcts")).run("write it", progress=True)
+    out = capsys.readouterr().out
+    assert "redraft · TreeSearch(expand=2, width=3, max_depth=4, policy='mcts'" in out
+    assert all(f"  {c.id} · " in out for c in result.candidates)
+    assert f"selected {result.final_id} (1.00)" in out and "stop: passed" in out
