@@ -1,22 +1,33 @@
-"""Rich rendering of results for terminals and notebooks: rounds, scores, diffs."""
+"""Rich rendering of results for terminals and notebooks: rounds, scores, diffs, and a
+search's tree of candidates."""
 
 from __future__ import annotations
 
 import difflib
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
-from redraft.types import Result, Round
+from redraft.engine.selection import rank
+from redraft.types import Candidate, Origin, Result, Round
+
+LARGE_TREE = 60  # candidates beyond which the tree shows the main line's surroundings only
+MOST_CHILDREN = 8  # in a large tree, the children shown under one node (the rest counted)
 
 
 def rounds_table(result: Result) -> Table:
     critic_names = list(dict.fromkeys(c.critic for r in result.rounds for c in r.critiques))
-    table = Table(title="Rounds", show_lines=False, expand=False)
+    searched = is_tree(result)
+    table = Table(title="Main line" if searched else "Rounds", show_lines=False, expand=False)
     table.add_column("round", justify="right")
+    if searched:
+        table.add_column("candidate")
     table.add_column("by")
     for name in critic_names:
         table.add_column(name, justify="right")
@@ -35,8 +46,10 @@ def rounds_table(result: Result) -> Table:
                 mark = "[green]✓[/]" if critique.passed else "[yellow]✗[/]"
                 cells.append(f"{critique.score:.2f} {mark}")
         marker = " ★" if round_.index == result.best_round else ""
+        ids = [round_.candidate_id or ""] if searched else []
         table.add_row(
             f"{round_.index}{marker}",
+            *ids,
             _author(round_),
             *cells,
             f"{round_.score:.2f}",
@@ -86,6 +99,10 @@ def diff_text(before: str, after: str) -> Text:
 
 
 def summary_line(result: Result) -> Text:
+    """Whether it passed, why it stopped, the final candidate and what the run spent; for a
+    search, also the strategy, how many candidates it made and why the final one won."""
+    if result.strategy != "refine":
+        return _search_summary(result)
     total = result.usage.total
     status = "[green]passed[/]" if result.passed else "[yellow]not passed[/]"
     return Text.from_markup(
@@ -96,11 +113,150 @@ def summary_line(result: Result) -> Text:
     )
 
 
+def _search_summary(result: Result) -> Text:
+    total = result.usage.total
+    count = len(result.candidates)
+    best = (
+        f"best {result.final_id} (score {result.score:.2f})"
+        if result.final_id is not None
+        else "no candidate"
+    )
+    text = Text.assemble(
+        ("passed", "green") if result.passed else ("not passed", "yellow"),
+        " · stop: ",
+        (result.stop_reason.value, "bold"),
+        f" · {result.strategy} · {count} candidate{'s' * (count != 1)} · {best} · "
+        f"{total.calls} calls · {total.total_tokens} tokens · ${total.cost_usd:.4f} · "
+        f"{result.wall_time_s:.1f}s",
+    )
+    if result.selected_because and result.final_id is not None:
+        text.append(f"\nselected {result.final_id}: {result.selected_because}")
+    if result.error:
+        text.append("\nerror: ", "red")
+        text.append(result.error)
+    return text
+
+
+def is_tree(result: Result) -> bool:
+    """Whether the run made more than its main line: several first drafts or fresh attempts,
+    branches, or candidates off the main line. Refine's chain is none of these."""
+    several_roots = len(_Layout.of(result).children.get(None, [])) > 1
+    return several_roots or [c.id for c in result.candidates] != result.chain
+
+
+def shown_parent(candidate: Candidate) -> str | None:
+    """The node a candidate hangs from in the tree: a fresh attempt after a reflection
+    (Reflexion's next trial) starts a branch of its own; its label names what it followed."""
+    return None if candidate.origin is Origin.REFLECT else candidate.parent_id
+
+
+@dataclass
+class _Layout:
+    """A result's candidates as the tree shows them."""
+
+    result: Result
+    children: dict[str | None, list[Candidate]] = field(default_factory=dict)
+    on_chain: frozenset[str] = frozenset()
+    large: bool = False
+
+    @classmethod
+    def of(cls, result: Result) -> _Layout:
+        known = {c.id for c in result.candidates}
+        children: dict[str | None, list[Candidate]] = {}
+        for candidate in result.candidates:
+            parent = shown_parent(candidate)
+            children.setdefault(parent if parent in known else None, []).append(candidate)
+        return cls(result, children, frozenset(result.chain), len(result.candidates) > LARGE_TREE)
+
+    def below(self, candidate_id: str) -> list[Candidate]:
+        """Every candidate under this one in the tree."""
+        found: list[Candidate] = []
+        todo = list(self.children.get(candidate_id, []))
+        while todo:
+            candidate = todo.pop()
+            found.append(candidate)
+            todo.extend(self.children.get(candidate.id, []))
+        return found
+
+    def split(self, kids: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+        """The children to show and those to count: in a large tree, those on the main line
+        and the best of the rest, up to `MOST_CHILDREN`."""
+        if not self.large or len(kids) <= MOST_CHILDREN:
+            return kids, []
+        keep = {k.id for k in kids if k.id in self.on_chain}
+        for kid in sorted(kids, key=rank, reverse=True):
+            if len(keep) >= MOST_CHILDREN:
+                break
+            keep.add(kid.id)
+        return [k for k in kids if k.id in keep], [k for k in kids if k.id not in keep]
+
+
+def candidate_tree(result: Result) -> Tree:
+    """Every candidate under the one it revises; the main line in bold, the final one ★.
+    Beyond `LARGE_TREE` candidates, only the main line's nodes show their children."""
+    layout = _Layout.of(result)
+    count = len(result.candidates)
+    title = Text(f"{result.strategy} · {count} candidate{'s' * (count != 1)}", style="bold")
+    tree = Tree(title, guide_style="dim")
+    _add_children(tree, None, layout)
+    return tree
+
+
+def _add_children(node: Tree, parent_id: str | None, layout: _Layout) -> None:
+    shown, hidden = layout.split(layout.children.get(parent_id, []))
+    for kid in shown:
+        branch = node.add(candidate_label(kid, layout.result))
+        if kid.id in layout.on_chain or not layout.large:
+            _add_children(branch, kid.id, layout)
+        elif below := layout.below(kid.id):
+            branch.add(more_label(below))
+    if hidden:
+        node.add(more_label([c for k in hidden for c in (k, *layout.below(k.id))]))
+
+
+def candidate_label(candidate: Candidate, result: Result) -> Text:
+    """`c3 · revise · 0.74 ✗`: ★ and why for the final candidate, bold on the main line."""
+    winner = candidate.id == result.final_id
+    on_chain = candidate.id in result.chain
+    text = Text(style="bold" if on_chain else "")
+    if winner:
+        text.append("★ ", "yellow")
+    text.append(candidate.id, "cyan" if on_chain else "")
+    text.append(f" · {_origin(candidate)} · {candidate.score:.2f} ")
+    text.append(*_mark(candidate))
+    if winner and result.selected_because:
+        text.append(f" · {result.selected_because}", "italic")
+    return text
+
+
+def _origin(candidate: Candidate) -> str:
+    if candidate.origin is Origin.REFLECT and candidate.parent_id is not None:
+        return f"reflect on {candidate.parent_id}"
+    return candidate.origin.value
+
+
+def _mark(candidate: Candidate) -> tuple[str, str]:
+    if not candidate.judged:
+        failed = ", ".join(c.critic for c in candidate.critiques if c.error is not None)
+        return f"error ({failed})", "red"
+    return ("✓", "green") if candidate.passed else ("✗", "yellow")
+
+
+def more_label(candidates: Sequence[Candidate]) -> Text:
+    """`… 12 more (best 0.70)`: candidates a large tree does not show."""
+    best = max(candidates, key=rank)
+    return Text(f"… {len(candidates)} more (best {best.score:.2f})", style="dim")
+
+
 def render_result(
     result: Result, *, show_diff: bool = True, show_final: bool = True
 ) -> RenderableType:
-    """Summary, rounds table, the diff from the first draft to the final one, the final text."""
-    parts: list[RenderableType] = [summary_line(result), rounds_table(result)]
+    """Summary, a search's tree of candidates, the rounds table (the main line), the diff
+    from the first draft to the final one, the final text."""
+    parts: list[RenderableType] = [summary_line(result)]
+    if is_tree(result):
+        parts.append(candidate_tree(result))
+    parts.append(rounds_table(result))
     if result.lessons:
         parts.append(lessons_text(result))
     final = result.final  # None when the run failed before any draft: nothing to show

@@ -1,5 +1,6 @@
 """Live progress of a run, for terminals and notebooks: each draft, each critic's score as it
-arrives, each round's score, and why the run stopped."""
+arrives, each round's score, and why the run stopped; for a search, each judged candidate
+and each choice of what to expand."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from redraft.types import (
+    Candidate,
+    CandidateEvent,
+    Critique,
     CritiqueEvent,
     Draft,
     DraftEvent,
@@ -20,6 +24,7 @@ from redraft.types import (
     Event,
     Result,
     RoundEvent,
+    SelectEvent,
     StopEvent,
     StopReason,
 )
@@ -39,17 +44,31 @@ STOP_MEANINGS = {
 
 @dataclass
 class ProgressView:
-    """Live progress on a terminal: each draft, each critic's score as it arrives, the stop."""
+    """Live progress on a terminal: each draft, each critic's score as it arrives, the stop.
+
+    For a search (`search=True`, or once a candidate or select event arrives) the drafts and
+    critics of concurrent candidates are not shown one by one: each judged candidate gets a
+    line, with the critics that did not pass it, and each choice of the strategy another.
+    """
 
     title: str
     critics: int = 1
     lines: list[Text] = field(default_factory=list)
     status: str | None = "drafting"
+    search: bool = False
     _judged: int = 0
     _stopped: bool = False
+    _scores: dict[str, float] = field(default_factory=dict)
+    _depth: int = 0
+    _best: str = ""
+    _stop_note: str = ""
 
     def update(self, event: Event) -> None:
-        if isinstance(event, DraftEvent):
+        if isinstance(event, CandidateEvent | SelectEvent):
+            self.search = True
+        if self.search:
+            self._search_update(event)
+        elif isinstance(event, DraftEvent):
             by = "your draft" if event.draft.author == "user" else "first draft"
             self._heading(
                 event.round, f"{by} · {len(event.draft.text)} chars{_lessons(event.draft)}"
@@ -74,6 +93,63 @@ class ProgressView:
                 self._stop(event.result.stop_reason)
             self.status = None
 
+    def _search_update(self, event: Event) -> None:
+        """Drafts, edits and critiques are many and interleaved: only the judged candidates,
+        the strategy's choices and the stop get lines."""
+        if isinstance(event, CandidateEvent):
+            self._scores[event.candidate.id] = event.candidate.score
+            self.lines.append(candidate_line(event.candidate))
+            self.status = self._search_status()
+        elif isinstance(event, SelectEvent):
+            self._select(event)
+        elif isinstance(event, StopEvent):
+            result = event.result
+            if result.final_id is not None and result.selected_because:
+                score = f" ({result.score:.2f})"
+                self.lines.append(
+                    Text.assemble(
+                        ("selected ", "bold"),
+                        (result.final_id, "bold cyan"),
+                        score,
+                        f" · {result.selected_because}",
+                    )
+                )
+            if not self._stopped:
+                self._stop(result.stop_reason, self._stop_note)
+            self.status = None
+
+    def _select(self, event: SelectEvent) -> None:
+        self._best = event.best_id
+        if event.stop_reason is not None:
+            # The stop line waits for the result, to follow the line saying what was selected.
+            self._stop_note = event.note
+            self.status = "finishing"
+            return
+        self._depth = event.round
+        note = event.note
+        if event.expand:
+            line = Text.assemble(("expanding ", "bold"), ", ".join(event.expand))
+            if note.startswith(line.plain):  # "expanding c3 (UCT)": say it once
+                line.append(note[len(line.plain) :], "dim")
+                note = ""
+            if event.best_id:
+                line.append(f" · best {self._described(event.best_id)}")
+        else:
+            line = Text("drafting", style="bold")
+        if note:
+            line.append(f" · {note}", "dim")
+        self.lines.append(line)
+        self.status = self._search_status()
+
+    def _described(self, candidate_id: str) -> str:
+        score = self._scores.get(candidate_id)
+        return candidate_id if score is None else f"{candidate_id} ({score:.2f})"
+
+    def _search_status(self) -> str:
+        count = len(self._scores)
+        status = f"depth {self._depth} · {count} candidate{'s' * (count != 1)} judged"
+        return status + (f" · best {self._described(self._best)}" if self._best else "")
+
     def _heading(self, index: int, what: str) -> None:
         self.lines.append(Text.assemble((f"round {index}", "bold"), f"  {what}"))
         self._judged = 0
@@ -95,11 +171,15 @@ class ProgressView:
             return
         self._stop(event.stop_reason)
 
-    def _stop(self, reason: StopReason) -> None:
+    def _stop(self, reason: StopReason, note: str = "") -> None:
         style = "green" if reason.succeeded else "red" if reason is StopReason.ERROR else "yellow"
+        meaning = STOP_MEANINGS[reason]
         self.lines.append(
             Text.assemble(
-                ("stop: ", "bold"), (reason.value, f"bold {style}"), f" · {STOP_MEANINGS[reason]}"
+                ("stop: ", "bold"),
+                (reason.value, f"bold {style}"),
+                f" · {meaning}",
+                (f" ({note})" if note and note != meaning else "", "dim"),
             )
         )
         self._stopped = True
@@ -133,6 +213,40 @@ def critique_line(event: CritiqueEvent) -> Text:
     line.no_wrap = True
     line.overflow = "ellipsis"
     return line
+
+
+def candidate_line(candidate: Candidate) -> Text:
+    """`c4 · revise of c0 · 0.45 ✗ · quality 0.45 needs more edits`: a judged candidate,
+    and each critic that did not pass it."""
+    origin = candidate.origin.value
+    if candidate.parent_id is not None:
+        origin += f" {'on' if origin == 'reflect' else 'of'} {candidate.parent_id}"
+    if not candidate.judged:
+        mark = ("error", "red")
+    else:
+        mark = ("✓", "green") if candidate.passed else ("✗", "yellow")
+    line = Text.assemble(
+        "  ",
+        (candidate.id, "bold cyan"),
+        f" · {origin} · ",
+        (f"{candidate.score:.2f}", "bold"),
+        " ",
+        mark,
+    )
+    for critique in candidate.critiques:
+        if critique.error is not None or not critique.passed:
+            line.append(" · ")
+            line.append_text(_verdict(critique))
+    line.no_wrap = True
+    line.overflow = "ellipsis"
+    return line
+
+
+def _verdict(critique: Critique) -> Text:
+    if critique.error is not None:
+        return Text.assemble(f"{critique.critic} ", ("error", "red"), f" {critique.error}")
+    summary = f" {critique.summary}" if critique.summary else ""
+    return Text.assemble(f"{critique.critic} ", (f"{critique.score:.2f}", "bold"), summary)
 
 
 async def follow(

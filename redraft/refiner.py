@@ -52,6 +52,7 @@ from redraft.models.litellm import LiteLLMModel
 from redraft.models.resolve import check_api_base, check_credentials, resolve_model
 from redraft.strategies import Refine, Strategy
 from redraft.strategies.config import describe_strategy
+from redraft.strategies.search import Search
 from redraft.types import Event, Result, StopEvent, Task
 
 if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
@@ -242,10 +243,9 @@ class Refiner:
     async def _arun_shown(self, task: Task | None, thread_id: str | None) -> Result:
         from redraft.progress import ProgressView, follow
 
-        view = ProgressView(
-            title=f"redraft · {describe_strategy(self.strategy, self.budgets.max_rounds)}",
-            critics=len(self.critics),
-        )
+        search = isinstance(self.strategy, Search)  # a resumed search starts with drafts
+        title = f"redraft · {describe_strategy(self.strategy, self.budgets.max_rounds)}"
+        view = ProgressView(title=title, critics=len(self.critics), search=search)
         return await follow(self._astream(task, thread_id), view, Console())
 
     def models(self) -> list[ChatModel]:

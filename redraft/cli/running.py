@@ -14,6 +14,7 @@ from redraft.cli.output import emit, note, plain_summary, terminal, write_out
 from redraft.display import render_result
 from redraft.progress import ProgressView, follow
 from redraft.refiner import Refiner
+from redraft.strategies.search import Search
 from redraft.types import Result, StopReason, Task
 
 
@@ -93,6 +94,7 @@ def run_loop(
     With no `task`, the checkpointed thread is continued."""
     console = None if quiet else terminal()
     view.critics = len(refiner.critics)
+    view.search = isinstance(refiner.strategy, Search)  # a resumed search starts with drafts
     thread_id = None if checkpointed is None else checkpointed.thread_id
     result = asyncio.run(follow(refiner.astream(task, thread_id=thread_id), view, console))
     if checkpointed is not None:
