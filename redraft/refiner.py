@@ -445,7 +445,9 @@ class Refiner:
                         if return_exceptions:
                             return exc
                         elapsed = time.perf_counter() - started
-                        return Result.failed(task, describe(exc), wall_time_s=elapsed)
+                        return Result.failed(
+                            task, describe(exc), wall_time_s=elapsed, strategy=self.strategy.name
+                        )
                     finally:
                         advance()
 

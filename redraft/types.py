@@ -559,7 +559,13 @@ class Result(_Model):
 
     @classmethod
     def failed(
-        cls, task: Task, error: str, *, wall_time_s: float = 0.0, thread_id: str | None = None
+        cls,
+        task: Task,
+        error: str,
+        *,
+        wall_time_s: float = 0.0,
+        thread_id: str | None = None,
+        strategy: str = "refine",
     ) -> Result:
         """The result of a run that failed before any draft: no final draft, no rounds."""
         return cls(
@@ -571,6 +577,7 @@ class Result(_Model):
             wall_time_s=wall_time_s,
             error=error,
             thread_id=thread_id,
+            strategy=strategy,
         )
 
     @property

@@ -35,6 +35,7 @@ from redraft import (
     refine,
 )
 from redraft.agents.base import AgentContext
+from redraft.strategies import BestOfN
 from redraft.testing.openai_server import ChatRequest, OpenAIServer, ServerReply
 from redraft.types import Draft
 from tests.test_loop_http import FIRST, REVISED, judge_by_draft, loop_handler, role_of
@@ -97,6 +98,23 @@ async def test_abatch_turns_any_task_failure_into_its_result() -> None:
     # Asked for, the exception itself takes the failed task's place.
     raw = await refiner.abatch(["a", "boom"], return_exceptions=True)
     assert isinstance(raw[0], Result) and isinstance(raw[1], RuntimeError)
+
+
+async def test_a_search_whose_every_first_draft_fails_is_a_failed_result_of_that_search() -> None:
+    def reply(messages: object, call: object) -> str:
+        if "boom" in str(getattr(call, "prompt", "")):
+            raise RuntimeError("actor crashed")
+        return f"draft {getattr(call, 'index', 0)}"
+
+    refiner = Refiner(
+        ScriptedModel(reply), critics=[FunctionCritic(lambda t: True)], strategy=BestOfN(3)
+    )
+    ok, failed = await refiner.abatch(["a", "boom"])
+    assert ok.passed and ok.strategy == "best-of-n"
+    assert failed.final is None and failed.strategy == "best-of-n"
+    assert failed.error == "every first draft failed: RuntimeError: actor crashed"
+    with pytest.raises(ModelError, match="every first draft failed"):
+        await refiner.arun("boom")
 
 
 def test_a_single_run_whose_actor_fails_still_raises() -> None:
