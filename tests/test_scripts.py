@@ -52,3 +52,35 @@ def test_offline_example_refines_to_a_pass() -> None:
     out = run_script("examples/offline_scripted.py")
     assert out.startswith("passed after 2 rounds")
     assert "return a + b" in out
+
+
+def test_strategies_benchmark_prints_every_strategy_and_both_targets() -> None:
+    out = run_script("benchmarks/strategies.py", "--quick")
+    rows = re.findall(r"^(\S.*?)\s+([\d.]+)\s+(\d+)\s+([\d.]+) s\s+([\d.]+)\s+\d+/1$", out, re.M)
+    assert [row[0] for row in rows] == [
+        "Refine",
+        "BestOfN(4)",
+        "BestOfN(8, refine=False)",
+        "TreeSearch beam",
+        "TreeSearch mcts",
+        "Reflexion(3)",
+    ]
+    assert all(float(calls) > 0 and int(tokens) > 0 for _, calls, tokens, _, _ in rows)
+    # Eight first drafts, each judged; the searches branch past a single chain.
+    by_name = {row[0]: row for row in rows}
+    assert float(by_name["BestOfN(8, refine=False)"][1]) == 16
+    assert float(by_name["TreeSearch beam"][4]) > float(by_name["Refine"][4])
+    assert re.search(
+        r"^BestOfN\(8, refine=False\) [\d.]+ s vs one judged draft [\d.]+ s .*: [\d.]+x, "
+        r"target <= 1\.3x: (PASS|FAIL)$",
+        out,
+        re.M,
+    )
+    overhead = re.findall(
+        r"^(TreeSearch beam|TreeSearch mcts)\s+\d+\s+\d+\s+([\d.]+) ms\s+-?[\d.]+ ms"
+        r"\s+([\d.]+)x\s+-?[\d.]+x\s+(PASS|FAIL)$",
+        out,
+        re.M,
+    )
+    assert [row[0] for row in overhead] == ["TreeSearch beam", "TreeSearch mcts"]
+    assert all(float(ms) > 0 and float(ratio) > 0 for _, ms, ratio, _ in overhead)
