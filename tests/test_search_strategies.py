@@ -21,6 +21,7 @@ from redraft import (
     ConfigError,
     FunctionCritic,
     LLMEditor,
+    ModelError,
     Refiner,
     Result,
     ScriptedModel,
@@ -524,6 +525,106 @@ def test_a_time_budget_stops_every_search(name: str) -> None:
     assert result.stop_reason is StopReason.BUDGET
     assert result.wall_time_s >= 1.0
     assert len(result.candidates) > summed
+
+
+# -- other stops, and what a search should not do ----------------------------------------
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_a_threshold_stops_every_search(name: str) -> None:
+    refiner, _, _, _ = budgeted(STRATEGIES[name](), as_is, threshold=0.15)
+    result = refiner.run("task")
+    assert result.stop_reason is StopReason.THRESHOLD and result.passed
+    assert result.score >= 0.15
+    assert max(c.depth for c in result.candidates) == 1  # the first revisions met it
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_critics_failing_on_every_draft_stop_every_search(name: str) -> None:
+    def broken(text: str) -> float:
+        raise RuntimeError("checker crashed")
+
+    actor, editor = ScriptedModel(actor_with_reflections), ScriptedModel(editing_and_reflecting)
+    result = searcher(STRATEGIES[name](), actor, editor, broken).run("task")
+    assert result.stop_reason is StopReason.CRITICS_FAILED
+    # Nothing is revised from critiques that all failed.
+    assert {c.origin for c in result.candidates} == {Origin.DRAFT}
+    assert editor.calls == []
+    assert result.candidates[0].critiques[0].error == "RuntimeError: checker crashed"
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_a_failing_editor_ends_every_search_keeping_the_best_draft(name: str) -> None:
+    def down(messages: list[Message], call: ScriptedCall) -> str:
+        raise ModelError("provider down")
+
+    strategy = STRATEGIES[name]()
+    max_rounds = 1 if name == "reflexion" else 10  # Reflexion's reflector fails instead
+    result = searcher(
+        strategy,
+        ScriptedModel(drafts),
+        ScriptedModel(down),
+        scores({"d1": 0.4}),
+        max_rounds=max_rounds,
+    ).run("task")
+    assert result.stop_reason is StopReason.ERROR
+    assert result.error == "provider down"
+    assert {c.origin for c in result.candidates} == {Origin.DRAFT}
+    best = max(result.candidates, key=lambda c: c.score)
+    assert result.final_id == best.id
+
+
+def ignores_its_variant(messages: list[Message], call: ScriptedCall) -> str:
+    """An editor that writes the same revision whatever it is told."""
+    return answer_in(call) + "!"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: revisions of one parent made in the same fan-out are not checked against each "
+        "other (operations.revise compares with the line and the siblings that existed before "
+        "the fan-out), so identical ones are all kept and judged: a beam of width 2 keeps two "
+        "copies of one draft"
+    ),
+)
+@pytest.mark.parametrize("policy", ["beam", "mcts"])
+def test_identical_revisions_made_at_once_are_kept_once(policy: str) -> None:
+    strategy = TreeSearch(policy=policy, width=2, expand=3, max_depth=2, iterations=2)  # type: ignore[arg-type]
+    result = searcher(
+        strategy,
+        ScriptedModel(["x", "y"]),
+        ScriptedModel(ignores_its_variant),
+        lambda text: 0.1 * text.count("!"),
+    ).run("task")
+    for parent in {c.parent_id for c in result.candidates if c.parent_id is not None}:
+        siblings = [c.draft.text for c in result.candidates if c.parent_id == parent]
+        assert len(siblings) == len(set(siblings)), f"revisions of {parent}: {siblings}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: TreeSearch ignores select='last' (its final is tree.best(), here the first "
+        "draft c0), yet selected_because says 'the last candidate of the main line "
+        "(select='last')'"
+    ),
+)
+@pytest.mark.parametrize("policy", ["beam", "mcts"])
+def test_a_tree_search_says_truly_how_it_chose_with_select_last(policy: str) -> None:
+    strategy = TreeSearch(policy=policy, width=2, expand=2, max_depth=2, iterations=2)  # type: ignore[arg-type]
+    result = searcher(
+        strategy,
+        ScriptedModel(drafts),
+        ScriptedModel(dotted),
+        lambda text: max(0.0, 0.5 - 0.1 * text.count(".")),  # every revision is worse
+        select="last",
+    ).run("task")
+    # Either the last candidate is returned, or the reason does not claim it was.
+    honoured = result.final_id == result.candidates[-1].id
+    assert honoured or "select='last'" not in result.selected_because, (
+        f"final {result.final_id} of {len(result.candidates)}: {result.selected_because}"
+    )
 
 
 # -- Reflexion -----------------------------------------------------------------------------
