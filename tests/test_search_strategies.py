@@ -484,6 +484,35 @@ def test_max_candidates_is_never_exceeded_even_within_a_fan_out(
     assert len(actor.calls) + len(editor.calls) == calls
 
 
+def repeats_its_second_variant(messages: list[Message], call: ScriptedCall) -> str:
+    """An editor whose second revision of a fan-out always gives the draft back."""
+    return answer_in(call) + ("" if variant_of(call) == 1 else ".")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug: a revision that repeated (made no candidate) uses up max_candidates: plan cuts "
+        "jobs to max_candidates - `made` (numbers handed out, failed jobs included) while "
+        "Budgets.spent counts candidates, so max_candidates=4 stops (budget) with 3 "
+        "candidates, c0, c1, c3"
+    ),
+)
+@pytest.mark.parametrize("policy", ["beam", "mcts"])
+def test_a_revision_that_made_no_candidate_does_not_use_up_max_candidates(policy: str) -> None:
+    strategy = TreeSearch(policy=policy, width=1, expand=2, max_depth=5)  # type: ignore[arg-type]
+    editor = ScriptedModel(repeats_its_second_variant)
+    result = searcher(
+        strategy,
+        ScriptedModel(["x"]),
+        editor,
+        lambda text: 0.1 + 0.1 * text.count("."),
+        max_candidates=4,
+    ).run("task")
+    assert result.stop_reason is StopReason.BUDGET
+    assert len(result.candidates) == 4, [c.id for c in result.candidates]
+
+
 # Each model call spends 100 tokens and $0.01; the critic spends nothing. The run stops
 # after the first fan-out that reaches 250 tokens ($0.025).
 SPENDING = {"best-of-n": 3, "beam": 4, "mcts": 3, "reflexion": 3}
