@@ -51,7 +51,7 @@ def server() -> Iterator[OpenAIServer]:
     [
         (["--strategy", "best-of-n", "--n", "3"], "best-of-n", 5),
         (["--strategy", "beam", "--expand", "2", "--width", "2", "--max-depth", "2"], "beam", 6),
-        (["--strategy", "mcts", "--expand", "2", "--max-depth", "3"], "mcts", 5),
+        (["--strategy", "mcts", "--expand", "2", "--max-depth", "3"], "mcts", 3),
         (["--strategy", "reflexion", "--trials", "2"], "reflexion", 3),
     ],
 )

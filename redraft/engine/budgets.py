@@ -15,8 +15,9 @@ class Budgets:
     """Budgets and targets of a run. `None` switches a rule off; a wrong value is a
     ConfigError (a ValueError) when the budgets are made.
 
-    `max_rounds` bounds the main line (for a search: its depth), `max_candidates` every
-    draft made, `max_time_s` the wall time; `select` is how the final draft is chosen.
+    `max_rounds` bounds a chain of revisions (`Refine`, `BestOfN`'s refinement, each
+    Reflexion trial; a `TreeSearch` has its own `max_depth`), `max_candidates` every draft
+    made, `max_time_s` the wall time; `select` is how the final draft is chosen.
     """
 
     max_rounds: int = 4

@@ -80,7 +80,8 @@ class Revised:
 
 
 def candidate_id(number: int) -> str:
-    """The id of a run's `number`-th candidate (from 0), in the order they were made."""
+    """The id of the candidate numbered `number` (from 0). Numbers are handed out in the
+    order candidates are asked for, so a job that made none leaves a gap."""
     return f"c{number}"
 
 
@@ -265,9 +266,10 @@ class Operations:
             raise ValueError("reflect needs the candidates of an attempt")
         started = time.perf_counter()
         parent = attempt[-1]
-        ctx = AgentContext(
-            self.agents.editor_model, self.agents.prompts, reflections=tuple(reflections)
-        )
+        # The editor's model: its own, if it was given one, else the run's for the editor.
+        own = getattr(self.agents.editor, "model", None)
+        model = own if isinstance(own, ChatModel) else self.agents.editor_model
+        ctx = AgentContext(model, self.agents.prompts, reflections=tuple(reflections))
         try:
             reflection = await contained(self.agents.reflector.reflect(attempt, task, ctx))
         except RunInterrupted:
@@ -291,7 +293,7 @@ class Operations:
             return Revised(None, reflection.usage, stop="error", error=describe(exc))
         draft = draft.model_copy(
             update={
-                "round": 0,
+                "round": 0,  # the first round of a new attempt
                 "author": "actor",
                 "usage": reflection.usage + draft.usage,
                 "duration_s": time.perf_counter() - started,
@@ -300,7 +302,7 @@ class Operations:
                 "revises": None,
             }
         )
-        emit(DraftEvent(round=0, draft=draft))
+        emit(DraftEvent(round=draft.round, draft=draft))
         return Revised(_child(parent, number, Origin.REFLECT, draft), Usage())
 
     async def recall(self, task: Task, critiques: Sequence[Critique] = ()) -> list[Lesson]:

@@ -7,7 +7,7 @@ from redraft.checks import whole_number
 from redraft.engine.budgets import Budgets
 from redraft.engine.selection import best_index
 from redraft.errors import ConfigError
-from redraft.strategies.search import Plan, Search, Step, first_drafts, revisions
+from redraft.strategies.search import Plan, Search, Step, Tree, attempt_of, first_drafts, revisions
 from redraft.types import Candidate, StopReason
 
 # Stop reasons that end a chain early; otherwise a plain best-of-N has simply made its drafts.
@@ -56,12 +56,19 @@ class BestOfN(Search):
         )
         final = _final(line, budgets)
         if not self.refine:
-            stop = StopReason.EXHAUSTED if reason is None or reason in _CHAIN_ONLY else reason
+            # Every draft asked for was made: the candidate budget did not cut the run short.
+            made_all = reason is StopReason.BUDGET and len(tree.candidates) >= self.n
+            ended = reason if reason is not None and reason not in _CHAIN_ONLY else None
+            stop = StopReason.EXHAUSTED if ended is None or made_all else ended
             return Plan(stop=stop, final_id=final.id, note=note, update=update)
         if reason is not None:
             return Plan(stop=reason, final_id=final.id, note=note, update=update)
         jobs = revisions(final, line, 1, step.next_number)
         return Plan(jobs=jobs, note=note or f"revising {final.id}", update=update)
+
+    def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
+        """The chain the final candidate is on, as `Refine` shows its rounds."""
+        return attempt_of(tree, final_id)
 
     def most_fan_outs(self, budgets: Budgets) -> int:
         return 1 + budgets.max_rounds

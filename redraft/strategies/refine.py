@@ -20,6 +20,7 @@ from redraft.errors import ConfigError
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
 from redraft.strategies.judged import JudgedCandidates
+from redraft.strategies.search import selected_because
 from redraft.types import (
     Candidate,
     Judgment,
@@ -151,6 +152,7 @@ class _Nodes:
             wall_time_s=sum(c.draft.duration_s + c.duration_s for c in line),
             error=state.get("error"),
             thread_id=config.get("configurable", {}).get("thread_id"),
+            selected_because=selected_because(line, final_id, self.budgets.select),
         )
         # Learned before the stop is reported, so a run that follows finds it.
         result = await self.ops.learn(result)

@@ -7,7 +7,16 @@ from __future__ import annotations
 from redraft.checks import whole_number
 from redraft.engine.budgets import Budgets
 from redraft.engine.selection import best_index
-from redraft.strategies.search import Job, Plan, Search, Step, first_drafts, revisions
+from redraft.strategies.search import (
+    Job,
+    Plan,
+    Search,
+    Step,
+    Tree,
+    attempt_of,
+    first_drafts,
+    revisions,
+)
 from redraft.types import Candidate, StopReason
 
 # A trial ends on these and the next one starts; any other stop ends the run.
@@ -75,6 +84,10 @@ class Reflexion(Search):
         if budgets.select == "last" and chain:
             return chain[-1]
         return candidates[best_index(candidates)]
+
+    def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
+        """The chain the final candidate is on, as `Refine` shows its rounds."""
+        return attempt_of(tree, final_id)
 
     def most_fan_outs(self, budgets: Budgets) -> int:
         return self.trials * (budgets.max_rounds + 1)

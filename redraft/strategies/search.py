@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict, cast
 
@@ -32,6 +32,7 @@ from redraft.types import (
     Candidate,
     CandidateEvent,
     Judgment,
+    Origin,
     Result,
     SelectEvent,
     StopEvent,
@@ -54,6 +55,7 @@ class Job(TypedDict, total=False):
     parent_id: str | None  # the candidate revised (or reflected on)
     line_ids: list[str]  # the main line up to the parent (for reflect: the failed attempt)
     sibling_ids: list[str]  # revisions of the parent that already exist
+    batch: int  # the first number of the parent's revisions in this fan-out
     reflections: list[str]  # for reflect: what earlier attempts taught
 
 
@@ -193,6 +195,10 @@ class Search(ABC):
         graph.add_edge("finish", END)
         return graph
 
+    def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
+        """What `Result.rounds` shows: the path from a first draft down to the final one."""
+        return tree.path(final_id)
+
     def recursion_limit(self, budgets: Budgets) -> int:
         """Plan and make for each fan-out, the finish, and some slack."""
         return 2 * self.most_fan_outs(budgets) + 6
@@ -204,8 +210,20 @@ class _Nodes:
         self.ops = operations
         self.budgets = budgets
         self.view = _TreeView()
+        # Revisions made so far in each fan-out of each running task, by (parent, batch):
+        # a revision made at the same time as its siblings is checked against them too.
+        self._fresh: dict[int, tuple[Task, dict[tuple[str, int], list[Candidate]]]] = {}
+
+    def _made_alongside(self, task: Task, parent_id: str, batch: int) -> list[Candidate]:
+        entry = self._fresh.get(id(task))
+        if entry is None or entry[0] is not task:
+            if len(self._fresh) >= 10_000:  # runs killed part-way never cleared theirs
+                self._fresh.clear()
+            entry = self._fresh[id(task)] = (task, {})
+        return entry[1].setdefault((parent_id, batch), [])
 
     async def plan(self, state: SearchState) -> Command[Literal["make", "finish"]]:
+        self._fresh.pop(id(state["task"]), None)  # every job of the last fan-out is done
         tree = self.view(state)
         start = state.get("level_start", 0)
         made = tree.since(start)
@@ -229,8 +247,8 @@ class _Nodes:
         plan = self.search.decide(step, self.budgets)
         jobs = plan.jobs
         limit = self.budgets.max_candidates
-        if jobs and limit is not None:
-            jobs = jobs[: max(limit - step.next_number, 0)]
+        if jobs and limit is not None:  # every job of earlier fan-outs has finished
+            jobs = jobs[: max(limit - len(tree.candidates), 0)]
         update: dict[str, Any] = {**plan.update, "elapsed_s": elapsed}
         if jobs:
             best_id = tree.best().id if tree.candidates else ""
@@ -245,7 +263,7 @@ class _Nodes:
             }
             return Command(update=update, goto=[Send("make", job) for job in jobs])
         stop = plan.stop or StopReason.BUDGET  # jobs cut to nothing by the candidate budget
-        final = plan.final_id or tree.best().id
+        final = plan.final_id or self._final(tree, made)
         shown = SelectEvent(
             round=tree.by_id[final].depth, best_id=final, stop_reason=stop, note=plan.note
         )
@@ -254,6 +272,13 @@ class _Nodes:
         if plan.error is not None:
             update["error"] = plan.error
         return Command(update=update, goto="finish")
+
+    def _final(self, tree: Tree, made: list[Candidate]) -> str:
+        """The candidate a stop returns, when the strategy did not name one: the best of
+        the whole tree, or with select='last' the last one made."""
+        if self.budgets.select == "last":
+            return tree.candidates[-1].id
+        return tree.best().id
 
     async def make(self, job: Job, config: RunnableConfig) -> dict[str, Any]:
         state = _read_state(config)
@@ -269,18 +294,22 @@ class _Nodes:
             else:
                 if job["op"] == "revise":
                     assert parent is not None
+                    alongside = self._made_alongside(task, parent.id, job.get("batch", number))
+                    existing = [tree.by_id[i] for i in job.get("sibling_ids", [])]
                     revised = await self.ops.revise(
                         task,
                         parent,
                         line,
                         number,
                         variant=job.get("variant"),
-                        siblings=[tree.by_id[i] for i in job.get("sibling_ids", [])],
+                        siblings=_Joined(existing, alongside),
                     )
                     judged_line = line
+                    if revised.candidate is not None:
+                        alongside.append(revised.candidate)
                 else:
                     revised = await self.ops.reflect(task, line, job.get("reflections", []), number)
-                    judged_line = ()
+                    judged_line = [] if parent is None else tree.path(parent.id)
                 if revised.candidate is None:
                     return _failed(job, revised)
                 candidate = revised.candidate
@@ -295,13 +324,13 @@ class _Nodes:
     async def finish(self, state: SearchState, config: RunnableConfig) -> dict[str, Any]:
         tree = self.view(state)
         final_id = state["final_id"]
-        chain = tree.path(final_id)
+        chain = self.search.main_line(tree, final_id)
         discarded = state.get("discarded", Usage())
         result = Result(
             task=state["task"],
             final=tree.by_id[final_id].draft,
             final_id=final_id,
-            best_round=len(chain) - 1,
+            best_round=next(i for i, c in enumerate(chain) if c.id == final_id),
             stop_reason=state.get("stop_reason") or StopReason.EXHAUSTED,
             candidates=tree.candidates,
             chain=[c.id for c in chain],
@@ -310,11 +339,29 @@ class _Nodes:
             error=state.get("error"),
             thread_id=config.get("configurable", {}).get("thread_id"),
             strategy=self.search.name,
-            selected_because=selected_because(tree, final_id, self.budgets.select),
+            selected_because=selected_because(tree.candidates, final_id, self.budgets.select),
         )
         result = await self.ops.learn(result)
         emit(StopEvent(result=result))
         return {"result": result}
+
+
+class _Joined(Sequence[Candidate]):
+    """Two lists read as one, each as it is when read: the siblings that existed before a
+    fan-out, and those its other jobs have made since."""
+
+    def __init__(self, first: list[Candidate], second: list[Candidate]) -> None:
+        self._first, self._second = first, second
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._second)
+
+    def __getitem__(self, index: Any) -> Any:
+        return [*self._first, *self._second][index]
+
+    def __iter__(self) -> Iterator[Candidate]:
+        yield from self._first
+        yield from self._second
 
 
 def _read_state(config: RunnableConfig) -> SearchState:
@@ -336,20 +383,34 @@ def _failed(job: Job, revised: Revised) -> dict[str, Any]:
     return {"failures": [failure], "discarded": revised.spent}
 
 
-def selected_because(tree: Tree, final_id: str, select: str) -> str:
-    """Why `final_id` won, in words."""
-    final = tree.by_id[final_id]
-    others = len(tree.candidates) - 1
+def selected_because(candidates: Sequence[Candidate], final_id: str, select: str) -> str:
+    """Why `final_id` won over the other `candidates`, in words."""
+    by_id = {c.id: c for c in candidates}
+    final = by_id[final_id]
     if select == "last":
-        return "the last candidate of the main line (select='last')"
+        return "the last candidate made (select='last'), not the best"
     if final.passed and final.judged:
-        first = all(not c.passed or number_of(c.id) >= number_of(final_id) for c in tree.candidates)
+        first = all(not c.passed or number_of(c.id) >= number_of(final_id) for c in candidates)
         return "every critic passed it" + (" (the first that passed)" if first else "")
-    if not others:
+    if len(candidates) == 1:
         return "the only candidate"
     if not final.judged:
         return "no candidate was judged by every critic; it scored highest"
-    return f"the highest score ({final.score:.2f}) of {others + 1} candidates"
+    return f"the highest score ({final.score:.2f}) of {len(candidates)} candidates"
+
+
+def attempt_of(tree: Tree, candidate_id: str) -> list[Candidate]:
+    """The chain `candidate_id` belongs to, in the order made: its first draft (or fresh
+    attempt after a reflection) and every revision made from that on."""
+    start = tree.by_id[candidate_id]
+    while start.origin is Origin.REVISE and start.parent_id is not None:
+        start = tree.by_id[start.parent_id]
+    members, chain = {start.id}, [start]
+    for candidate in tree.candidates:
+        if candidate.origin is Origin.REVISE and candidate.parent_id in members:
+            members.add(candidate.id)
+            chain.append(candidate)
+    return chain
 
 
 def best_of(candidates: Sequence[Candidate]) -> Candidate:
@@ -414,6 +475,7 @@ def revisions(
             parent_id=parent.id,
             line_ids=[c.id for c in line],
             sibling_ids=[c.id for c in existing],
+            batch=start,
         )
         for i in range(count)
     ]

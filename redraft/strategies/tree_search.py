@@ -127,7 +127,7 @@ class TreeSearch(Search):
                 return Plan(stop=reason, error=error, note="a model call failed")
             # Every revision repeated an earlier draft: this candidate leads nowhere.
             dead += [p for f in step.failures if (p := f["parent_id"]) and p not in dead]
-        stopped = _stopped(step, step.made, budgets, every=tree.candidates)
+        stopped = _stopped(step, step.made, budgets)
         if stopped is not None:
             return stopped
         update = {"dead": dead}
@@ -174,19 +174,14 @@ class TreeSearch(Search):
         return None
 
 
-def _stopped(
-    step: Step,
-    made: list[Candidate],
-    budgets: Budgets,
-    every: list[Candidate] | None = None,
-) -> Plan | None:
-    """The stop a search shares: a candidate met the target, every critic failed on every
-    candidate (of `every`, default the last fan-out's), or a budget is spent."""
+def _stopped(step: Step, made: list[Candidate], budgets: Budgets) -> Plan | None:
+    """The stop a search shares: a candidate of the last fan-out met the target, every
+    critic failed on every one of them, or a budget is spent."""
     met = target_met(made, budgets)
     if met is not None:
         reason, winner = met
         return Plan(stop=reason, final_id=winner, note=f"{winner} {reason.value}")
-    if all_critics_failed(every if every is not None else made):
+    if all_critics_failed(made):
         return Plan(stop=StopReason.CRITICS_FAILED, note="every critic failed")
     if budgets.spent(step.spent, len(step.tree.candidates), step.elapsed_s):
         return Plan(stop=StopReason.BUDGET, note="a budget is spent")
