@@ -32,6 +32,8 @@ class PromptLibrary:
             auto_reload=False,
         )
         self._static: dict[str, str] = {}
+        # Jinja's own lookup checks its loader cache each time: a dict is cheaper per render.
+        self._templates: dict[str, jinja2.Template] = {}
         if override_dir is not None:  # a broken template fails now, not in the middle of a run
             for name in self.names():
                 if (override_dir / name).is_file():
@@ -46,8 +48,12 @@ class PromptLibrary:
         return self._render(name, **values)
 
     def _template(self, name: str) -> jinja2.Template:
+        template = self._templates.get(name)
+        if template is not None:
+            return template
         try:
-            return self._env.get_template(name)
+            template = self._templates[name] = self._env.get_template(name)
+            return template
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"prompt template not found: {name}") from exc
         except jinja2.TemplateSyntaxError as exc:
