@@ -185,7 +185,13 @@ async def test_loop_with_scripted_models_fixes_the_failing_test(sandbox: Namespa
     editor = ScriptedModel([patch])
     refiner = Refiner(
         ScriptedModel([BUGGY]),
-        critics=[TestsCritic("def test_half():\n    assert half(4) == 2\n", sandbox=sandbox)],
+        # A generous per-test limit: under a loaded CI machine a 5 s limit was once hit, and
+        # the editor was then shown a timeout rather than the values this test is about.
+        critics=[
+            TestsCritic(
+                "def test_half():\n    assert half(4) == 2\n", sandbox=sandbox, test_timeout_s=60
+            )
+        ],
         editor=LLMEditor(editor),
         max_rounds=3,
     )
@@ -194,7 +200,11 @@ async def test_loop_with_scripted_models_fixes_the_failing_test(sandbox: Namespa
     assert [r.passed for r in result.rounds] == [False, True]
     # The editor was told what the test found: the values, not merely "a test failed".
     shown = editor.calls[0].messages[-1].content
-    assert "test_half failed: assert half(4) == 2: got 0.25, expected == 2" in shown
+    critique = result.rounds[0].critiques[0]
+    assert "test_half failed: assert half(4) == 2: got 0.25, expected == 2" in shown, (
+        critique.summary,
+        [issue.problem for issue in critique.issues],
+    )
     assert fixed_line in result.final.text
 
 
