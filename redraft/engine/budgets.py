@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redraft.checks import number, one_of, whole_number
-from redraft.engine.selection import SELECTIONS, Judged, Selection, best_index
+from redraft.engine.selection import (
+    SELECTIONS,
+    Judged,
+    Selection,
+    best_index,
+    critics_all_failed,
+)
 from redraft.types import StopReason, Usage
 
 
@@ -68,7 +74,7 @@ class Budgets:
         """The rule that stops a run whose main line is `line` (its latest draft just judged),
         or `None` to go on. `candidates`: how many the run has made (default: the line's)."""
         latest = line[-1]
-        if latest.critiques and all(c.error is not None for c in latest.critiques):
+        if critics_all_failed(latest):
             return StopReason.CRITICS_FAILED  # nothing to revise from
         # A critic that failed vouches for nothing: such a draft neither passes nor meets
         # the target.

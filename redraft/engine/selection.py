@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from redraft.types import Critique
+from redraft.types import Candidate, Critique
 
 Selection = Literal["best", "last"]
 SELECTIONS: tuple[Selection, ...] = ("best", "last")
@@ -40,6 +40,11 @@ def aggregate(critiques: Sequence[Critique]) -> tuple[float, bool]:
     return score, passed
 
 
+def critics_all_failed(judged: Judged) -> bool:
+    """Every critic of this draft failed: there is nothing to revise from."""
+    return bool(judged.critiques) and all(c.error is not None for c in judged.critiques)
+
+
 def rank(judged: Judged) -> tuple[bool, bool, float]:
     """What drafts are compared by, highest best: (passed, judged, score).
 
@@ -54,3 +59,30 @@ def best_index(drafts: Sequence[Judged], select: Selection = "best") -> int:
     if select == "last":
         return len(drafts) - 1
     return max(range(len(drafts)), key=lambda i: (*rank(drafts[i]), -i))
+
+
+def best_of(candidates: Sequence[Candidate]) -> Candidate:
+    """The best of `candidates` by `rank`, the earliest of equals."""
+    return candidates[best_index(candidates)]
+
+
+def top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
+    """The `count` best of `candidates` by `rank`, earliest first among equals."""
+    order = sorted(range(len(candidates)), key=lambda i: (*rank(candidates[i]), -i), reverse=True)
+    return [candidates[i] for i in order[:count]]
+
+
+def selected_because(candidates: Sequence[Candidate], final_id: str, select: Selection) -> str:
+    """Why `final_id` won over the other `candidates` (in the order made), in words."""
+    position = next(i for i, c in enumerate(candidates) if c.id == final_id)
+    final = candidates[position]
+    if select == "last":
+        return "the last candidate made (select='last'), not the best"
+    if final.passed and final.judged:
+        first = not any(c.passed for c in candidates[:position])
+        return "every critic passed it" + (" (the first that passed)" if first else "")
+    if len(candidates) == 1:
+        return "the only candidate"
+    if not final.judged:
+        return "no candidate was judged by every critic; it scored highest"
+    return f"the highest score ({final.score:.2f}) of {len(candidates)} candidates"

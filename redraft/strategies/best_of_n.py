@@ -34,9 +34,8 @@ class BestOfN(Search):
             return Plan(jobs=first_drafts(self.n, 0), note=f"{self.n} first drafts")
         chain_ids = step.state.get("chain") or []
         if not chain_ids:  # the first drafts are judged: the best starts the chain
-            drafts = tree.candidates
-            line = [drafts[best_index(drafts)]]
-            note = f"{line[0].id} is the best of {len(drafts)} first drafts"
+            line = [tree.best()]
+            note = f"{line[0].id} is the best of {len(tree.candidates)} first drafts"
         else:
             line = [tree.by_id[i] for i in chain_ids]
             if not step.made:  # the revision was a repeat, or the editor failed

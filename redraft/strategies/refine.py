@@ -15,12 +15,11 @@ from langgraph.types import Command
 
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, total_usage, usage_report
-from redraft.engine.selection import best_index
+from redraft.engine.selection import best_index, selected_because
 from redraft.errors import ConfigError
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
 from redraft.strategies.judged import JudgedCandidates
-from redraft.strategies.search import selected_because
 from redraft.types import (
     Candidate,
     Judgment,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from redraft.checks import whole_number
 from redraft.engine.budgets import Budgets
-from redraft.engine.selection import best_index
+from redraft.engine.selection import best_index, best_of
 from redraft.strategies.search import (
     Job,
     Plan,
@@ -83,7 +83,7 @@ class Reflexion(Search):
     def _final(candidates: list[Candidate], chain: list[Candidate], budgets: Budgets) -> Candidate:
         if budgets.select == "last" and chain:
             return chain[-1]
-        return candidates[best_index(candidates)]
+        return best_of(candidates)
 
     def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
         """The chain the final candidate is on, as `Refine` shows its rounds."""

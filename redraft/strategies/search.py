@@ -23,7 +23,7 @@ from langgraph.types import Command, Send
 from redraft._interrupts import RunInterrupted
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, Revised, total_usage, usage_report
-from redraft.engine.selection import best_index, rank
+from redraft.engine.selection import best_of, critics_all_failed, selected_because
 from redraft.errors import ConfigError, ModelError, describe
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
@@ -126,18 +126,26 @@ class Tree:
 
     def best(self) -> Candidate:
         """The best candidate by rank, the earliest of equals."""
-        return self.candidates[best_index(self.candidates)]
+        return best_of(self.candidates)
 
 
 class _TreeView:
-    """The `Tree` of a state."""
+    """The `Tree` of a state. Every job of a fan-out reads the same state, whose channels
+    make new objects on each write: the last tree is kept while they are the same."""
 
     def __init__(self) -> None:
         self._join = JudgedCandidates()
+        self._last: tuple[object, object, Tree] | None = None
 
     def __call__(self, state: SearchState) -> Tree:
-        judged = self._join(state.get("drafts", {}), state.get("judgments", []))
-        return Tree(sorted(judged, key=lambda c: number_of(c.id)))
+        drafts, judgments = state.get("drafts", {}), state.get("judgments", [])
+        last = self._last
+        if last is not None and last[0] is drafts and last[1] is judgments:
+            return last[2]
+        judged = self._join(drafts, judgments)
+        tree = Tree(sorted(judged, key=lambda c: number_of(c.id)))
+        self._last = (drafts, judgments, tree)
+        return tree
 
 
 @dataclass(frozen=True)
@@ -231,7 +239,7 @@ class _Nodes:
         # Jobs of a fan-out run at once: it takes as long as its longest job.
         elapsed = max((c.draft.duration_s + c.duration_s for c in made), default=0.0)
         total_elapsed = state.get("elapsed_s", 0.0) + elapsed
-        if not tree.candidates and failures and state.get("made", 0) > 0:
+        if not tree.candidates and failures:
             errors = [f["error"] for f in failures if f["error"]]
             raise ModelError(f"every first draft failed: {errors[0] if errors else 'no draft'}")
         step = Step(
@@ -263,7 +271,7 @@ class _Nodes:
             }
             return Command(update=update, goto=[Send("make", job) for job in jobs])
         stop = plan.stop or StopReason.BUDGET  # jobs cut to nothing by the candidate budget
-        final = plan.final_id or self._final(tree, made)
+        final = plan.final_id or self._final(tree)
         shown = SelectEvent(
             round=tree.by_id[final].depth, best_id=final, stop_reason=stop, note=plan.note
         )
@@ -273,7 +281,7 @@ class _Nodes:
             update["error"] = plan.error
         return Command(update=update, goto="finish")
 
-    def _final(self, tree: Tree, made: list[Candidate]) -> str:
+    def _final(self, tree: Tree) -> str:
         """The candidate a stop returns, when the strategy did not name one: the best of
         the whole tree, or with select='last' the last one made."""
         if self.budgets.select == "last":
@@ -383,22 +391,6 @@ def _failed(job: Job, revised: Revised) -> dict[str, Any]:
     return {"failures": [failure], "discarded": revised.spent}
 
 
-def selected_because(candidates: Sequence[Candidate], final_id: str, select: str) -> str:
-    """Why `final_id` won over the other `candidates`, in words."""
-    by_id = {c.id: c for c in candidates}
-    final = by_id[final_id]
-    if select == "last":
-        return "the last candidate made (select='last'), not the best"
-    if final.passed and final.judged:
-        first = all(not c.passed or number_of(c.id) >= number_of(final_id) for c in candidates)
-        return "every critic passed it" + (" (the first that passed)" if first else "")
-    if len(candidates) == 1:
-        return "the only candidate"
-    if not final.judged:
-        return "no candidate was judged by every critic; it scored highest"
-    return f"the highest score ({final.score:.2f}) of {len(candidates)} candidates"
-
-
 def attempt_of(tree: Tree, candidate_id: str) -> list[Candidate]:
     """The chain `candidate_id` belongs to, in the order made: its first draft (or fresh
     attempt after a reflection) and every revision made from that on."""
@@ -411,17 +403,6 @@ def attempt_of(tree: Tree, candidate_id: str) -> list[Candidate]:
             members.add(candidate.id)
             chain.append(candidate)
     return chain
-
-
-def best_of(candidates: Sequence[Candidate]) -> Candidate:
-    """The best of `candidates` by rank, the earliest of equals."""
-    return candidates[best_index(candidates)]
-
-
-def top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
-    """The `count` best of `candidates` by rank, earliest first among equals."""
-    order = sorted(range(len(candidates)), key=lambda i: (*rank(candidates[i]), -i), reverse=True)
-    return [candidates[i] for i in order[:count]]
 
 
 def target_met(candidates: Sequence[Candidate], budgets: Budgets) -> tuple[StopReason, str] | None:
@@ -437,9 +418,8 @@ def target_met(candidates: Sequence[Candidate], budgets: Budgets) -> tuple[StopR
 
 
 def all_critics_failed(candidates: Sequence[Candidate]) -> bool:
-    return bool(candidates) and all(
-        c.critiques and all(x.error is not None for x in c.critiques) for c in candidates
-    )
+    """Every critic failed on every one of `candidates`."""
+    return bool(candidates) and all(critics_all_failed(c) for c in candidates)
 
 
 def no_candidate_reason(failures: Sequence[Failure]) -> tuple[StopReason, str | None]:

@@ -13,6 +13,7 @@ from typing import Literal, cast
 
 from redraft.checks import number, one_of, whole_number
 from redraft.engine.budgets import Budgets
+from redraft.engine.selection import top
 from redraft.strategies.search import (
     Job,
     Plan,
@@ -24,7 +25,6 @@ from redraft.strategies.search import (
     no_candidate_reason,
     revisions,
     target_met,
-    top,
 )
 from redraft.types import Candidate, StopReason
 
