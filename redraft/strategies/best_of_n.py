@@ -7,14 +7,14 @@ from redraft.checks import whole_number
 from redraft.engine.budgets import Budgets
 from redraft.engine.selection import best_index
 from redraft.errors import ConfigError
-from redraft.strategies.search import Plan, Search, Step, Tree, attempt_of, first_drafts, revisions
+from redraft.strategies.search import ChainSearch, Plan, Step, first_drafts
 from redraft.types import Candidate, StopReason
 
 # Stop reasons that end a chain early; otherwise a plain best-of-N has simply made its drafts.
 _CHAIN_ONLY = (StopReason.MAX_ROUNDS, StopReason.NO_IMPROVEMENT)
 
 
-class BestOfN(Search):
+class BestOfN(ChainSearch):
     """`n` first drafts generated concurrently (each told to differ, at different
     temperatures), all judged; with `refine`, the best is then revised as `Refine` would,
     within the Refiner's `max_rounds` (its first draft counting as one)."""
@@ -50,9 +50,7 @@ class BestOfN(Search):
             line = [*line, *step.made]
             note = ""
         update = {"chain": [c.id for c in line]}
-        reason = budgets.check(
-            line, step.spent, candidates=len(tree.candidates), elapsed_s=step.elapsed_s
-        )
+        reason = self.chain_stop(step, line, budgets)
         final = _final(line, budgets)
         if not self.refine:
             # Every draft asked for was made: the candidate budget did not cut the run short.
@@ -62,12 +60,8 @@ class BestOfN(Search):
             return Plan(stop=stop, final_id=final.id, note=note, update=update)
         if reason is not None:
             return Plan(stop=reason, final_id=final.id, note=note, update=update)
-        jobs = revisions(final, line, 1, step.next_number)
+        jobs = self.revise_best(step, line, budgets)
         return Plan(jobs=jobs, note=note or f"revising {final.id}", update=update)
-
-    def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
-        """The chain the final candidate is on, as `Refine` shows its rounds."""
-        return attempt_of(tree, final_id)
 
     def most_fan_outs(self, budgets: Budgets) -> int:
         return 1 + budgets.max_rounds

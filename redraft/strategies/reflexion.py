@@ -6,24 +6,15 @@ from __future__ import annotations
 
 from redraft.checks import whole_number
 from redraft.engine.budgets import Budgets
-from redraft.engine.selection import best_index, best_of
-from redraft.strategies.search import (
-    Job,
-    Plan,
-    Search,
-    Step,
-    Tree,
-    attempt_of,
-    first_drafts,
-    revisions,
-)
+from redraft.engine.selection import best_of
+from redraft.strategies.search import ChainSearch, Job, Plan, Step, first_drafts
 from redraft.types import Candidate, StopReason
 
 # A trial ends on these and the next one starts; any other stop ends the run.
 _TRIAL_FAILED = (StopReason.MAX_ROUNDS, StopReason.NO_IMPROVEMENT, StopReason.REPEATED)
 
 
-class Reflexion(Search):
+class Reflexion(ChainSearch):
     """Up to `trials` refine loops, each bounded by the Refiner's `max_rounds` and
     `patience`; the run-wide budgets hold across all of them. The best candidate of every
     trial is returned."""
@@ -44,9 +35,7 @@ class Reflexion(Search):
         reason: StopReason | None
         if step.made:
             chain = [*chain, *step.made]
-            reason = budgets.check(
-                chain, step.spent, candidates=len(tree.candidates), elapsed_s=step.elapsed_s
-            )
+            reason = self.chain_stop(step, chain, budgets)
         else:  # the revision or reflection made no candidate
             failure = step.failures[0]
             if failure["stop"] == "error" or not chain:
@@ -59,9 +48,9 @@ class Reflexion(Search):
             reason = StopReason.REPEATED
         update = {"chain": [c.id for c in chain]}
         if reason is None:
-            target = chain[best_index(chain, budgets.select)]
-            jobs = revisions(target, chain, 1, step.next_number)
-            return Plan(jobs=jobs, note=f"trial {trial}: revising {target.id}", update=update)
+            jobs = self.revise_best(step, chain, budgets)
+            note = f"trial {trial}: revising {jobs[0].get('parent_id')}"
+            return Plan(jobs=jobs, note=note, update=update)
         final = self._final(tree.candidates, chain, budgets)
         if reason not in _TRIAL_FAILED:
             return Plan(stop=reason, final_id=final.id, update=update)
@@ -84,10 +73,6 @@ class Reflexion(Search):
         if budgets.select == "last" and chain:
             return chain[-1]
         return best_of(candidates)
-
-    def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
-        """The chain the final candidate is on, as `Refine` shows its rounds."""
-        return attempt_of(tree, final_id)
 
     def most_fan_outs(self, budgets: Budgets) -> int:
         return self.trials * (budgets.max_rounds + 1)

@@ -23,7 +23,7 @@ from langgraph.types import Command, Send
 from redraft._interrupts import RunInterrupted
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, Revised, total_usage, usage_report
-from redraft.engine.selection import best_of, critics_all_failed, selected_because
+from redraft.engine.selection import best_index, best_of, critics_all_failed, selected_because
 from redraft.errors import ConfigError, ModelError, describe
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
@@ -210,6 +210,30 @@ class Search(ABC):
     def recursion_limit(self, budgets: Budgets) -> int:
         """Plan and make for each fan-out, the finish, and some slack."""
         return 2 * self.most_fan_outs(budgets) + 6
+
+
+class ChainSearch(Search):
+    """A search whose candidates form chains revised as `Refine` revises its one (BestOfN's
+    refinement, Reflexion's trials): each chain is judged by the Refiner's budgets, and the
+    best candidate of it so far is revised next."""
+
+    def main_line(self, tree: Tree, final_id: str) -> list[Candidate]:
+        """The chain the final candidate is on, as `Refine` shows its rounds."""
+        return attempt_of(tree, final_id)
+
+    @staticmethod
+    def chain_stop(step: Step, chain: list[Candidate], budgets: Budgets) -> StopReason | None:
+        """The budget or target that ends `chain` (its latest candidate just judged)."""
+        return budgets.check(
+            chain, step.spent, candidates=len(step.tree.candidates), elapsed_s=step.elapsed_s
+        )
+
+    @staticmethod
+    def revise_best(step: Step, chain: list[Candidate], budgets: Budgets) -> list[Job]:
+        """The next revision of `chain`: of its best candidate, or its last with
+        select='last'."""
+        target = chain[best_index(chain, budgets.select)]
+        return revisions(target, chain, 1, step.next_number)
 
 
 class _Nodes:
