@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from redraft import Result
-from redraft.cli.strategy import build_strategy
-from redraft.strategies import BestOfN, Refine, Reflexion, TreeSearch
+from redraft.strategies import BestOfN, Refine, Reflexion, TreeSearch, strategy_from
 from redraft.testing.openai_server import ChatRequest, OpenAIServer
 from tests.test_cli import MODEL, clean_env, one_error_line, run
 
@@ -111,13 +110,13 @@ def test_bad_strategy_options_are_one_line_and_exit_2(
 
 
 def test_settings_kept_beside_a_checkpoint_rebuild_the_same_strategy() -> None:
-    assert isinstance(build_strategy({}), Refine)  # a run kept before strategies existed
-    best = build_strategy({"strategy": "best-of-n", "n": 6})
+    assert isinstance(strategy_from({}), Refine)  # a run kept before strategies existed
+    best = strategy_from({"strategy": "best-of-n", "n": 6})
     assert isinstance(best, BestOfN) and best.n == 6
-    tree = build_strategy({"strategy": "mcts", "expand": 3, "width": None, "max_depth": 2})
+    tree = strategy_from({"strategy": "mcts", "expand": 3, "width": None, "max_depth": 2})
     assert isinstance(tree, TreeSearch)
     assert (tree.policy, tree.expand, tree.width, tree.max_depth) == ("mcts", 3, 3, 2)
-    trials = build_strategy({"strategy": "reflexion", "trials": 5})
+    trials = strategy_from({"strategy": "reflexion", "trials": 5})
     assert isinstance(trials, Reflexion) and trials.trials == 5
 
 
@@ -140,7 +139,6 @@ def test_a_search_resumes_from_the_cli_with_its_strategy(
 
 def test_configuration_keys_make_the_same_strategies_as_the_flags() -> None:
     from redraft import ConfigError
-    from redraft.strategies import strategy_from
 
     beam = strategy_from({"strategy": "beam", "width": 2, "max_depth": 3})
     assert isinstance(beam, TreeSearch) and (beam.width, beam.max_depth) == (2, 3)

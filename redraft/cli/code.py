@@ -49,13 +49,12 @@ from redraft.cli.strategy import (
     StrategyOption,
     TrialsOption,
     WidthOption,
-    build_strategy,
     strategy_settings,
 )
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
 from redraft.sandboxes.choose import NAMES
-from redraft.strategies.config import describe_strategy
+from redraft.strategies.config import describe_strategy, strategy_from
 from redraft.types import Task
 
 
@@ -235,7 +234,7 @@ def build_code(
         if settings["llm_critic"]:
             critics.append(LLMCritic(name="review"))
         memory_db = settings["memory_db"]
-        strategy = build_strategy(settings)
+        strategy = strategy_from(settings)
         refiner = Refiner(
             models.main,
             critics=critics,

@@ -47,13 +47,12 @@ from redraft.cli.strategy import (
     StrategyOption,
     TrialsOption,
     WidthOption,
-    build_strategy,
     strategy_settings,
 )
 from redraft.progress import ProgressView
 from redraft.refiner import Refiner
 from redraft.rubrics import load_rubric
-from redraft.strategies.config import describe_strategy
+from redraft.strategies.config import describe_strategy, strategy_from
 from redraft.types import Task
 
 DEMO_LABEL = "offline demo: the model replies are scripted, no model or API key is used"
@@ -208,7 +207,7 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
             settings["api_base"],
         )  # fmt: skip
     memory_db = settings["memory_db"]
-    strategy = build_strategy(settings)
+    strategy = strategy_from(settings)
     refiner = Refiner(
         models.main,
         critic_model=models.critic,

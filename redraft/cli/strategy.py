@@ -9,18 +9,16 @@ import typer
 
 from redraft.cli.numbers import number_in
 from redraft.errors import ConfigError
-from redraft.strategies import Strategy
-from redraft.strategies.config import STRATEGY_NAMES, check_strategy_keys, strategy_from
+from redraft.strategies.config import check_strategy_keys
 
 
 def strategy_name(value: object) -> str:
     """A typer `parser=` for `--strategy`."""
     text = str(value).strip().lower()
-    if text not in STRATEGY_NAMES:
-        raise typer.BadParameter(
-            f"{text!r} is not a strategy: choose one of {', '.join(STRATEGY_NAMES)}"
-        )
-    return text
+    try:
+        return check_strategy_keys({"strategy": text})
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 StrategyOption = Annotated[
@@ -79,12 +77,7 @@ def strategy_settings(strategy: str, **options: int | None) -> dict[str, Any]:
     to `strategy` is refused."""
     settings = {"strategy": strategy, **options}
     try:
-        check_strategy_keys(settings, flag="--{}")
+        check_strategy_keys(settings, as_flags=True)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
     return settings
-
-
-def build_strategy(settings: dict[str, Any]) -> Strategy:
-    """The strategy of a command's settings (also those of a resumed run)."""
-    return strategy_from(settings)

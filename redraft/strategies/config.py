@@ -32,17 +32,21 @@ STRATEGY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_strategy_keys(config: Mapping[str, object], flag: str = "{}") -> str:
+def check_strategy_keys(config: Mapping[str, object], *, as_flags: bool = False) -> str:
     """The strategy named by `config` ("refine" when none is), after checking that every key
-    given applies to it; `flag` spells a key in messages (the CLI passes "--{}")."""
+    given applies to it; `as_flags` names the keys as the CLI spells them (`--max-depth`)."""
     name = config.get("strategy") or "refine"
     if not isinstance(name, str) or name not in STRATEGY_NAMES:
         raise ConfigError(f"{name!r} is not a strategy: choose one of {', '.join(STRATEGY_NAMES)}")
+
+    def spelt(key: str) -> str:
+        return "--" + key.replace("_", "-") if as_flags else key
+
     for key, applies in STRATEGY_KEYS.items():
         if config.get(key) is not None and name not in applies:
-            shown = flag.format(key.replace("_", "-") if flag != "{}" else key)
-            strategy = flag.format("strategy")
-            raise ConfigError(f"{shown} applies to {strategy} {' or '.join(applies)}, not {name}")
+            raise ConfigError(
+                f"{spelt(key)} applies to {spelt('strategy')} {' or '.join(applies)}, not {name}"
+            )
     return name
 
 
