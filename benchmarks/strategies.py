@@ -43,7 +43,7 @@ from redraft import FunctionCritic, LiteLLMModel, LLMCritic, LLMEditor, Refiner,
 from redraft.models.base import Message, ModelRequest, ModelSettings
 from redraft.models.litellm import load_litellm
 from redraft.strategies import BestOfN, Refine, Reflexion, Strategy, TreeSearch
-from redraft.testing.openai_server import ChatRequest, OpenAIServer
+from redraft.testing.openai_server import ChatRequest, OpenAIServer, role_of
 
 BEST_OF_N_TARGET = 1.3
 TREE_TARGET = 1.2
@@ -63,17 +63,6 @@ BODY = (
 )
 HEADER = re.compile(r"^Answer (\w+) \(revisions: (\d+), reflections: (\d+)\)", re.M)
 ANSWER = re.compile(r"<answer>\n(.*?)\n</answer>", re.S)
-
-
-def role_of(request: ChatRequest) -> str:
-    system = request.messages[0]["content"]
-    if "strict, fair reviewer" in system:
-        return "critic"
-    if "expert editor" in system:
-        return "editor"
-    if "You review a failed attempt" in system:
-        return "reflector"
-    return "actor"
 
 
 def answer(key: str, revisions: int, reflections: int) -> str:

@@ -8,19 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from redraft import LiteLLMModel, LLMCritic, LLMEditor, Refiner, StopReason, Task
-from redraft.testing.openai_server import ChatRequest, OpenAIServer, ServerReply
+from redraft.testing.openai_server import ChatRequest, OpenAIServer, ServerReply, role_of
 
 FIRST = "Tide pools are wet places."
 REVISED = "Tide pools are rocky hollows the sea refills twice a day, home to anemones."
-
-
-def role_of(request: ChatRequest) -> str:
-    system = request.messages[0]["content"]
-    if "strict, fair reviewer" in system:
-        return "critic"
-    if "expert editor" in system:
-        return "editor"
-    return "actor"
 
 
 def verdict(score: int) -> str:

@@ -12,23 +12,12 @@ import pytest
 
 from redraft import LiteLLMModel, Refiner, Result, StopReason
 from redraft.strategies import BestOfN, Reflexion, Strategy, TreeSearch
-from redraft.testing.openai_server import ChatRequest, OpenAIServer
+from redraft.testing.openai_server import ChatRequest, OpenAIServer, role_of
 from redraft.types import Origin
 
 _ANSWER = re.compile(r"<answer>\n(.*?)\n</answer>", re.DOTALL)
 _VARIANT = re.compile(r"This is (?:attempt|revision) (\d+) of (\d+)")
 REFLECTION = "Reflection: the draft named nothing; start from what lives in the pool."
-
-
-def role_of(request: ChatRequest) -> str:
-    system = request.messages[0]["content"]
-    if "strict, fair reviewer" in system:
-        return "critic"
-    if "expert editor" in system:
-        return "editor"
-    if "You review a failed attempt" in system:
-        return "reflector"
-    return "actor"
 
 
 def variant_of(request: ChatRequest) -> int:

@@ -331,15 +331,8 @@ def dead_end_score(text: str) -> float:
     return 1.0 if text.startswith("B/") else 0.3
 
 
-def dead_end_run(strategy: Strategy) -> tuple[Result, list[Event]]:
-    refiner = searcher(
-        strategy,
-        ScriptedModel(["root"] * 2),
-        ScriptedModel(dead_end_editor),
-        dead_end_score,
-        max_rounds=20,
-        max_candidates=7,
-    )
+def run_streamed(refiner: Refiner) -> tuple[Result, list[Event]]:
+    """Every event of a run of "task", and the result its last (stop) event carries."""
     events: list[Event] = []
 
     async def follow() -> None:
@@ -350,6 +343,18 @@ def dead_end_run(strategy: Strategy) -> tuple[Result, list[Event]]:
     stop = events[-1]
     assert isinstance(stop, StopEvent)
     return stop.result, events
+
+
+def dead_end_run(strategy: Strategy) -> tuple[Result, list[Event]]:
+    refiner = searcher(
+        strategy,
+        ScriptedModel(["root"] * 2),
+        ScriptedModel(dead_end_editor),
+        dead_end_score,
+        max_rounds=20,
+        max_candidates=7,
+    )
+    return run_streamed(refiner)
 
 
 def test_mcts_finds_a_pass_that_greedy_refinement_misses() -> None:
@@ -877,17 +882,9 @@ def streamed(name: str, critic: Callable[[str], float]) -> tuple[Result, list[Ev
         critic,
         **options,
     )
-    events: list[Event] = []
-
-    async def follow() -> None:
-        async for event in refiner.astream("task"):
-            events.append(event)
-
-    asyncio.run(follow())
-    stop = events[-1]
-    assert isinstance(stop, StopEvent)
+    result, events = run_streamed(refiner)
     assert sum(isinstance(e, StopEvent) for e in events) == 1
-    return stop.result, events
+    return result, events
 
 
 @pytest.mark.parametrize("name", list(EVENT_RUNS))

@@ -101,6 +101,21 @@ def _count_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
+# Phrases that open redraft's default system prompts, by the role that sends them.
+_ROLE_PHRASES = (
+    ("strict, fair reviewer", "critic"),
+    ("expert editor", "editor"),
+    ("You review a failed attempt", "reflector"),
+)
+
+
+def role_of(request: ChatRequest) -> str:
+    """Which of redraft's roles sent `request` ("critic", "editor", "reflector" or "actor"),
+    told by its system prompt, as a scripted server answers each role differently."""
+    system = request.messages[0]["content"]
+    return next((role for phrase, role in _ROLE_PHRASES if phrase in system), "actor")
+
+
 def echo_handler(request: ChatRequest) -> str:
     """The default handler: answers with the last user message."""
     return request.last_user_content
