@@ -410,6 +410,18 @@ class Candidate(_Model):
         )
 
 
+def chain_from(start: Candidate, candidates: Iterable[Candidate]) -> list[Candidate]:
+    """`start` and every revision made from it on (revisions of revisions too), in the
+    order of `candidates`, which lists parents before their children: one attempt's chain,
+    up to the next fresh draft or reflection."""
+    chain, members = [start], {start.id}
+    for candidate in candidates:
+        if candidate.origin is Origin.REVISE and candidate.parent_id in members:
+            members.add(candidate.id)
+            chain.append(candidate)
+    return chain
+
+
 class Judgment(_Model):
     """A candidate's critiques, score and verdict apart from its draft: a run's state keeps
     the two apart, so that a checkpoint stores each draft once however often it is judged."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from typing import Any
 
 from redraft.memory.records import Correction
-from redraft.types import Candidate, Critique, Origin, Result
+from redraft.types import Candidate, Critique, Origin, Result, chain_from
 
 _EXCERPT_CHARS = 600
 
@@ -35,36 +36,36 @@ def corrections_from(result: Result) -> list[Correction]:
 def _reflection(result: Result, failed: Candidate, attempt: Candidate) -> list[Correction]:
     """The reflection that started `attempt`, when that attempt (or a revision of it)
     passed: what the failed attempt got wrong, and the reflection as the fix."""
-    passed = [c for c in _attempt_of(result, attempt) if c.passed and c.judged]
+    passed = [c for c in chain_from(attempt, result.candidates) if c.passed and c.judged]
     if not attempt.draft.reflections or not passed:
         return []
     problems = problems_of(failed.critiques)
     problem = "; ".join(problems) if problems else "an earlier attempt failed its critics"
-    task = result.task
-    kind = task.metadata.get("kind")
     return [
         Correction(
-            task=task.instruction,
-            kind=kind if isinstance(kind, str) else None,
             problem=_clip(problem),
             fix=_clip(attempt.draft.reflections[-1]),
             score_before=failed.score,
             score_after=passed[0].score,
             critic="reflection",
             models=[m for m in (attempt.draft.model,) if m is not None],
-            run_id=result.thread_id,
+            **_about(result),
         )
     ]
 
 
-def _attempt_of(result: Result, start: Candidate) -> list[Candidate]:
-    """`start` and its revisions, down to the next reflection."""
-    attempt, frontier = [start], {start.id}
-    for candidate in result.candidates:
-        if candidate.parent_id in frontier and candidate.origin is Origin.REVISE:
-            attempt.append(candidate)
-            frontier.add(candidate.id)
-    return attempt
+def _about(result: Result) -> dict[str, Any]:
+    """What every correction of a run says of where it came from: the task, its kind and
+    tags, the run."""
+    task = result.task
+    kind = task.metadata.get("kind")
+    tags = task.metadata.get("tags", [])
+    return {
+        "task": task.instruction,
+        "kind": kind if isinstance(kind, str) else None,
+        "tags": [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+        "run_id": result.thread_id,
+    }
 
 
 def _score_after(critique: Critique, revision: Candidate) -> float:
@@ -77,21 +78,15 @@ def _score_after(critique: Critique, revision: Candidate) -> float:
 def _corrections(
     result: Result, before: Candidate, revision: Candidate, critique: Critique, after: float
 ) -> list[Correction]:
-    task = result.task
-    kind = task.metadata.get("kind")
-    tags = task.metadata.get("tags", [])
     models = [
         m for m in (before.draft.model, critique.model, revision.draft.model) if m is not None
     ]
     common = {
-        "task": task.instruction,
-        "kind": kind if isinstance(kind, str) else None,
-        "tags": [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+        **_about(result),
         "score_before": critique.score,
         "score_after": after,
         "critic": critique.critic,
         "models": list(dict.fromkeys(models)),
-        "run_id": result.thread_id,
     }
     if not critique.issues:
         # A verdict without itemised issues still says what was wrong.

@@ -40,6 +40,7 @@ from redraft.types import (
     Task,
     Usage,
     Variant,
+    chain_from,
 )
 
 Op = Literal["draft", "revise", "reflect"]
@@ -421,12 +422,7 @@ def attempt_of(tree: Tree, candidate_id: str) -> list[Candidate]:
     start = tree.by_id[candidate_id]
     while start.origin is Origin.REVISE and start.parent_id is not None:
         start = tree.by_id[start.parent_id]
-    members, chain = {start.id}, [start]
-    for candidate in tree.candidates:
-        if candidate.origin is Origin.REVISE and candidate.parent_id in members:
-            members.add(candidate.id)
-            chain.append(candidate)
-    return chain
+    return chain_from(start, tree.candidates)
 
 
 def target_met(candidates: Sequence[Candidate], budgets: Budgets) -> tuple[StopReason, str] | None:
