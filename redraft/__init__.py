@@ -6,8 +6,11 @@ are satisfied or a budget runs out. This module is the whole public API.
 
 from redraft.agents.actor import Actor, LLMActor
 from redraft.agents.critics.base import Critic
+from redraft.agents.critics.checklist import ChecklistCritic
 from redraft.agents.critics.function import FunctionCritic
+from redraft.agents.critics.human import HumanCritic
 from redraft.agents.critics.llm import LLMCritic
+from redraft.agents.critics.pairwise import PairwiseCritic
 from redraft.agents.critics.tests import TestsCritic, TestSuite
 from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import PromptLibrary
@@ -35,6 +38,8 @@ from redraft.models.scripted import ScriptedCall, ScriptedModel
 from redraft.refiner import Refiner, arefine, refine
 from redraft.types import (
     Candidate,
+    Comparison,
+    ConstraintCheck,
     Critique,
     CritiqueEvent,
     Draft,
@@ -42,6 +47,7 @@ from redraft.types import (
     EditEvent,
     EditMode,
     Event,
+    HumanAnswer,
     Issue,
     Lesson,
     Origin,
@@ -54,6 +60,7 @@ from redraft.types import (
     Task,
     Usage,
     UsageReport,
+    Waiting,
 )
 
 __version__ = "0.1.0"
@@ -62,8 +69,11 @@ __all__ = [
     "Actor",
     "Candidate",
     "ChatModel",
+    "ChecklistCritic",
+    "Comparison",
     "Completion",
     "ConfigError",
+    "ConstraintCheck",
     "Critic",
     "Critique",
     "CritiqueEvent",
@@ -75,6 +85,8 @@ __all__ = [
     "EmbeddingModelMismatch",
     "Event",
     "FunctionCritic",
+    "HumanAnswer",
+    "HumanCritic",
     "Issue",
     "LLMActor",
     "LLMCritic",
@@ -88,6 +100,7 @@ __all__ = [
     "ModelRequest",
     "ModelSettings",
     "Origin",
+    "PairwiseCritic",
     "PromptLibrary",
     "RedraftError",
     "Refiner",
@@ -107,6 +120,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "UsageReport",
+    "Waiting",
     "__version__",
     "arefine",
     "refine",

@@ -69,6 +69,14 @@ def check_checkpoint_path(path: str | Path) -> Path:
     return db_path
 
 
+def memory_checkpointer() -> BaseCheckpointSaver[Any]:
+    """A checkpointer in memory, loading only redraft's own types: a run paused for a person
+    can be resumed as long as the Refiner lives."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    return InMemorySaver(serde=JsonPlusSerializer(allowed_msgpack_modules=state_types()))
+
+
 @asynccontextmanager
 async def sqlite_checkpointer(path: str | Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """The embedded checkpointer: one SQLite file, loading only redraft's own types."""

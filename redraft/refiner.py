@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, overlo
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typing_extensions import Unpack
@@ -34,12 +35,17 @@ from redraft._interrupts import RunInterrupted
 from redraft._sync import LoopThread
 from redraft._tasks import all_of
 from redraft.agents.actor import Actor, LLMActor
-from redraft.agents.critics.base import Critic
+from redraft.agents.critics.base import Critic, pauses
 from redraft.agents.critics.function import CheckFunction, FunctionCritic
 from redraft.agents.critics.llm import LLMCritic
 from redraft.agents.editor import Editor, LLMEditor
 from redraft.agents.prompts import DEFAULT_PROMPTS, PromptLibrary
-from redraft.checkpoints import allow_state_types, check_checkpoint_path, sqlite_checkpointer
+from redraft.checkpoints import (
+    allow_state_types,
+    check_checkpoint_path,
+    memory_checkpointer,
+    sqlite_checkpointer,
+)
 from redraft.checks import kind_of, shown, whole_number
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Agents, Operations
@@ -52,8 +58,9 @@ from redraft.models.litellm import LiteLLMModel
 from redraft.models.resolve import check_api_base, check_credentials, resolve_model
 from redraft.strategies import Refine, Strategy
 from redraft.strategies.config import describe_strategy
+from redraft.strategies.paused import Paused as _Paused
 from redraft.strategies.search import Search
-from redraft.types import Event, Result, StopEvent, Task
+from redraft.types import Event, HumanAnswer, Result, StopEvent, Task
 
 if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
     from redraft.memory import CorrectionMemory
@@ -100,12 +107,12 @@ class Refiner:
         api_base: str | None = None,
         max_rounds: int = 4,
         threshold: float | None = None,
-        patience: int | None = 2,
+        patience: int | Literal["auto"] | None = "auto",
         max_tokens: int | None = None,
         max_cost_usd: float | None = None,
         max_candidates: int | None = None,
         max_time_s: float | None = None,
-        select: Selection = "best",
+        select: Selection | None = None,
         strategy: Strategy | None = None,
         checkpointer: Checkpointer | None = None,
         prompts: str | Path | PromptLibrary | None = None,
@@ -113,6 +120,12 @@ class Refiner:
         lessons: int = 3,
     ) -> None:
         lessons = cast(int, whole_number("lessons", lessons, minimum=0))
+        self.critics = _critics(critics)
+        # A run judged by people alone follows them: each revision revises the draft they
+        # answered on last (their answers need not carry scores), until they accept one.
+        people_only = all(pauses(critic) for critic in self.critics)
+        if patience == "auto":
+            patience = None if people_only else 2
         self.budgets = Budgets(
             max_rounds=max_rounds,
             threshold=threshold,
@@ -121,11 +134,10 @@ class Refiner:
             max_cost_usd=max_cost_usd,
             max_candidates=max_candidates,
             max_time_s=max_time_s,
-            select=select,
+            select=select if select is not None else ("last" if people_only else "best"),
         )
         self.strategy: Strategy = _strategy(strategy)
         self.actor = _agent(actor, "actor", "draft", LLMActor, "LLMActor()", "model")
-        self.critics = _critics(critics)
         self.editor = _agent(editor, "editor", "edit", LLMEditor, "LLMEditor()", "editor_model")
         models = _RoleModels(api_base)
         # Every role resolves alike: with nothing configured each gets the same default (the
@@ -151,6 +163,9 @@ class Refiner:
                 "checkpointer must be the path of a SQLite file (e.g. 'runs.db') or a "
                 f"LangGraph checkpointer, not {kind_of(checkpointer)} {shown(checkpointer)}"
             )
+        elif any(pauses(critic) for critic in self.critics):
+            # A pause is a checkpoint: without a file, it lasts as long as this refiner.
+            saver = memory_checkpointer()
         self.agents = Agents(
             actor=self.actor,
             critics=self.critics,
@@ -208,45 +223,74 @@ class Refiner:
         except RunInterrupted as exc:
             exc.reraise()
 
-    async def aresume(self, thread_id: str, *, progress: bool = False) -> Result:
+    async def aresume(
+        self,
+        thread_id: str,
+        *,
+        feedback: str | None = None,
+        score: float | None = None,
+        accept: bool | None = None,
+        progress: bool = False,
+    ) -> Result:
         """Continue the checkpointed run `thread_id` from its last checkpoint: one that was
-        killed part-way (no judged candidate is judged again) or one that is waiting. A run
-        that had finished returns its result. Needs this refiner's checkpointer; the task
-        comes from the checkpoint."""
+        killed part-way (no judged candidate is judged again), or one waiting for a person
+        (`Result.stop_reason` "waiting"), given their answer: `feedback` (what to change),
+        `score` (0..1) and/or `accept=True`. A waiting run resumed without an answer is
+        still waiting, and returns the same result; a run that had finished returns its
+        result. An answer for a run that is not waiting is a ConfigError.
+
+        Needs this refiner's checkpointer (a file or LangGraph checkpointer for a run of an
+        earlier process); the task comes from the checkpoint."""
+        answer = _answer(feedback, score, accept)
         try:
-            return await self._arun(None, _resumed_thread(thread_id), progress)
+            return await self._arun(None, _resumed_thread(thread_id), progress, answer)
         except RunInterrupted as exc:
             exc.reraise()
 
-    def resume(self, thread_id: str, *, progress: bool = False) -> Result:
-        """`aresume` from sync code."""
-        work = self._arun(None, _resumed_thread(thread_id), progress)
+    def resume(
+        self,
+        thread_id: str,
+        *,
+        feedback: str | None = None,
+        score: float | None = None,
+        accept: bool | None = None,
+        progress: bool = False,
+    ) -> Result:
+        """`aresume` from sync code (a notebook cell, a script)."""
+        answer = _answer(feedback, score, accept)
+        work = self._arun(None, _resumed_thread(thread_id), progress, answer)
         try:
             return self._loop.run(work)
         except RunInterrupted as exc:
             exc.reraise()
 
-    async def _arun(self, task: str | Task | None, thread_id: str | None, progress: bool) -> Result:
+    async def _arun(
+        self,
+        task: str | Task | None,
+        thread_id: str | None,
+        progress: bool,
+        answer: HumanAnswer | None = None,
+    ) -> Result:
         task = None if task is None else _coerce_task(task)
         thread_id = _thread_id(thread_id)
         if progress:
-            return await self._arun_shown(task, thread_id)
+            return await self._arun_shown(task, thread_id, answer)
         async with AsyncExitStack() as stack:
-            run = await self._prepare(stack, task, thread_id)
+            run = await self._prepare(stack, task, thread_id, answer)
             if run.finished is not None:
                 return run.finished
             with event_sink(_ignore):
-                state = await run.invoke()
-            result: Result = state["result"]
-            return result
+                return await run.invoke()
 
-    async def _arun_shown(self, task: Task | None, thread_id: str | None) -> Result:
+    async def _arun_shown(
+        self, task: Task | None, thread_id: str | None, answer: HumanAnswer | None
+    ) -> Result:
         from redraft.progress import ProgressView, follow
 
         search = isinstance(self.strategy, Search)  # a resumed search starts with drafts
         title = f"redraft · {describe_strategy(self.strategy, self.budgets.max_rounds)}"
         view = ProgressView(title=title, critics=len(self.critics), search=search)
-        return await follow(self._astream(task, thread_id), view, Console())
+        return await follow(self._astream(task, thread_id, answer), view, Console())
 
     def models(self) -> list[ChatModel]:
         """Every distinct model this refiner may call."""
@@ -288,15 +332,22 @@ class Refiner:
         await self.aclose()
 
     async def astream(
-        self, task: str | Task | None, *, thread_id: str | None = None
+        self,
+        task: str | Task | None,
+        *,
+        thread_id: str | None = None,
+        answer: HumanAnswer | None = None,
     ) -> AsyncIterator[Event]:
-        """Yield an event as each step happens: draft, critique, round, edit, stop.
+        """Yield an event as each step happens: draft, critique, round, edit, stop. A run
+        that pauses for a person ends with a `StopEvent` whose result is waiting.
 
-        With `task=None`, the checkpointed run `thread_id` is continued, as by `aresume`.
+        With `task=None`, the checkpointed run `thread_id` is continued, as by `aresume`,
+        with the person's `answer` if it is waiting for one.
         """
         if task is None:
             thread_id = _resumed_thread(thread_id)
-        events = self._astream(task, thread_id)
+        answer = _checked_answer(answer)
+        events = self._astream(task, thread_id, answer)
         try:
             async for event in events:
                 yield event
@@ -306,12 +357,12 @@ class Refiner:
             await events.aclose()
 
     async def _astream(
-        self, task: str | Task | None, thread_id: str | None
+        self, task: str | Task | None, thread_id: str | None, answer: HumanAnswer | None = None
     ) -> AsyncGenerator[Event, None]:
         task = None if task is None else _coerce_task(task)
         thread_id = _thread_id(thread_id)
         async with AsyncExitStack() as stack:
-            run = await self._prepare(stack, task, thread_id)
+            run = await self._prepare(stack, task, thread_id, answer)
             if run.finished is not None:
                 yield StopEvent(result=run.finished)
                 return
@@ -322,7 +373,9 @@ class Refiner:
             try:
                 while (event := await events.get()) is not None:
                     yield event
-                await running  # raises what the run raised
+                result = await running  # raises what the run raised
+                if result.waiting is not None:  # paused: its last step made no StopEvent
+                    yield StopEvent(result=result)
             finally:
                 if not running.done():
                     running.cancel()
@@ -330,10 +383,14 @@ class Refiner:
                         await running
 
     async def _prepare(
-        self, stack: AsyncExitStack, task: Task | None, thread_id: str | None
+        self,
+        stack: AsyncExitStack,
+        task: Task | None,
+        thread_id: str | None,
+        answer: HumanAnswer | None = None,
     ) -> _Run:
         """The graph and config of a run, and whether a checkpoint already holds it; with no
-        `task`, the run `thread_id` holds is resumed."""
+        `task`, the run `thread_id` holds is resumed (with `answer` if it waits for one)."""
         if task is None and not self.checkpointed:
             raise ConfigError(
                 "resume needs the checkpoints of the run: make the Refiner with "
@@ -344,8 +401,9 @@ class Refiner:
             saver = await stack.enter_async_context(sqlite_checkpointer(self._sqlite_path))
             graph = self._builder.compile(checkpointer=saver, name="redraft")
         config: RunnableConfig = {"recursion_limit": self.strategy.recursion_limit(self.budgets)}
+        paused = _Paused(self.strategy, self.budgets.select)
         if graph.checkpointer is None:
-            return _Run(graph, config, {"task": task})
+            return _Run(graph, config, {"task": task}, paused)
         thread_id = thread_id or uuid.uuid4().hex
         config["configurable"] = {"thread_id": thread_id}
         snapshot = await graph.aget_state(config)
@@ -356,22 +414,45 @@ class Refiner:
                     f"no run with thread id '{thread_id}'{where}: check the id (it is "
                     "Result.thread_id) and the checkpoint file"
                 )
-            return _Run(graph, config, {"task": task})
+            return _Run(graph, config, {"task": task}, paused)
         if task is not None and snapshot.values.get("task") != task:
             raise ConfigError(
                 f"thread '{thread_id}' holds a run of a different task; "
                 "use a new thread_id for a new task"
             )
         if "result" in snapshot.values:  # finished before: hand back its result
-            return _Run(graph, config, None, finished=snapshot.values["result"])
-        return _Run(graph, config, None)  # resume from the last checkpoint
+            finished: Result = snapshot.values["result"]
+            if answer is not None:
+                raise ConfigError(
+                    f"thread '{thread_id}' is not waiting for a person: it finished (stop: "
+                    f"{finished.stop_reason.value}); start a new run to refine it further"
+                )
+            return _Run(graph, config, None, paused, finished=finished)
+        if snapshot.interrupts:
+            if answer is None:  # still waiting: say so again
+                waiting = paused.result(snapshot.values, snapshot.interrupts, thread_id)
+                return _Run(graph, config, None, paused, finished=waiting)
+            return _Run(graph, config, Command(resume=answer.model_dump()), paused)
+        if answer is not None:
+            raise ConfigError(
+                f"thread '{thread_id}' is not waiting for a person: it stopped part-way; "
+                f"resume it without an answer (resume('{thread_id}'))"
+            )
+        return _Run(graph, config, None, paused)  # resume from the last checkpoint
 
-    def stream(self, task: str | Task | None, *, thread_id: str | None = None) -> Iterator[Event]:
+    def stream(
+        self,
+        task: str | Task | None,
+        *,
+        thread_id: str | None = None,
+        answer: HumanAnswer | None = None,
+    ) -> Iterator[Event]:
         """`astream` from sync code: the run goes on in the refiner's event loop thread."""
-        # A bad task or thread id fails here, not at the first event.
+        # A bad task, thread id or answer fails here, not at the first event.
         checked = None if task is None else _coerce_task(task)
         thread_id = _resumed_thread(thread_id) if task is None else _thread_id(thread_id)
-        return _interruptible(self._loop.iterate(lambda: self._astream(checked, thread_id)))
+        answer = _checked_answer(answer)
+        return _interruptible(self._loop.iterate(lambda: self._astream(checked, thread_id, answer)))
 
     @overload
     async def abatch(
@@ -635,6 +716,28 @@ def _batch_tasks(tasks: object) -> list[Task]:
     return todo
 
 
+def _answer(feedback: object, score: object, accept: object) -> HumanAnswer | None:
+    """A person's answer from `resume`'s arguments; None when none was given."""
+    if feedback is None and score is None and accept is None:
+        return None
+    if feedback is not None and not isinstance(feedback, str):
+        raise ConfigError(f"feedback must be a text, not {kind_of(feedback)} {shown(feedback)}")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise ConfigError(f"score must be a number from 0 to 1; got {shown(score)}")
+    if accept is not None and not isinstance(accept, bool):
+        raise ConfigError(f"accept must be True or False; got {shown(accept)}")
+    return HumanAnswer(feedback=feedback, score=score, accept=accept)
+
+
+def _checked_answer(answer: object) -> HumanAnswer | None:
+    if answer is None or isinstance(answer, HumanAnswer):
+        return answer
+    raise ConfigError(
+        f"answer must be a redraft.HumanAnswer(feedback=..., score=..., accept=...), not "
+        f"{kind_of(answer)} {shown(answer)}"
+    )
+
+
 def _resumed_thread(thread_id: object) -> str:
     if isinstance(thread_id, str) and thread_id.strip():
         return thread_id
@@ -662,15 +765,24 @@ def _interruptible(events: Iterator[Event]) -> Iterator[Event]:
 class _Run:
     graph: RunGraph
     config: RunnableConfig
-    start: dict[str, Any] | None  # None resumes from the checkpoint
+    start: dict[str, Any] | Command[Any] | None  # None resumes from the checkpoint
+    paused: _Paused
     finished: Result | None = None
 
-    async def invoke(self) -> dict[str, Any]:
+    async def invoke(self) -> Result:
+        """The run's result; a waiting one if it paused for a person."""
         if self.graph.checkpointer is None:
-            return await self.graph.ainvoke(self.start, self.config)
-        # Each checkpoint must be on disk before the next step starts, or a killed run
-        # would redo finished work when resumed.
-        return await self.graph.ainvoke(self.start, self.config, durability="sync")
+            state = await self.graph.ainvoke(self.start, self.config)
+        else:
+            # Each checkpoint must be on disk before the next step starts, or a killed run
+            # would redo finished work when resumed.
+            state = await self.graph.ainvoke(self.start, self.config, durability="sync")
+        if "result" in state:
+            result: Result = state["result"]
+            return result
+        snapshot = await self.graph.aget_state(self.config)
+        thread_id = self.config.get("configurable", {}).get("thread_id")
+        return self.paused.result(snapshot.values, snapshot.interrupts, thread_id)
 
 
 @contextmanager
@@ -787,12 +899,12 @@ class RefinerOptions(TypedDict, total=False):
     api_base: str | None
     max_rounds: int
     threshold: float | None
-    patience: int | None
+    patience: int | Literal["auto"] | None
     max_tokens: int | None
     max_cost_usd: float | None
     max_candidates: int | None
     max_time_s: float | None
-    select: Selection
+    select: Selection | None
     strategy: Strategy | None
     checkpointer: Checkpointer | None
     prompts: str | Path | PromptLibrary | None

@@ -293,6 +293,34 @@ class Issue(_Input):
     severity: Literal["minor", "major", "critical"] = "major"
 
 
+class ConstraintCheck(_Input):
+    """One constraint of a checklist, and whether a draft meets it (`ChecklistCritic`)."""
+
+    constraint: str
+    passed: bool
+    reason: str = ""
+    quote: str | None = Field(default=None, description="The passage the verdict rests on.")
+
+
+Preference = Literal["better", "worse", "tie"]
+
+
+class Comparison(_Input):
+    """A pairwise verdict on a candidate against another (its parent): is it better?"""
+
+    against: str = Field(description="The id of the candidate it was compared with.")
+    verdict: Preference
+    orders: list[Preference] = Field(
+        default_factory=list,
+        description="The verdict of each order asked (candidate shown first, then second).",
+    )
+    note: str = Field(default="", description="How the verdict was reached, when not plain.")
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict == "worse"
+
+
 class Critique(_Input):
     """A critic's verdict on one draft."""
 
@@ -308,6 +336,12 @@ class Critique(_Input):
     model: str | None = None
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = 0.0
+    checks: list[ConstraintCheck] = Field(
+        default_factory=list, description="A checklist critic's constraints, each judged."
+    )
+    comparison: Comparison | None = Field(
+        default=None, description="A pairwise critic's verdict against the parent."
+    )
 
     @classmethod
     def failed(cls, critic: str, error: str, *, usage: Usage | None = None) -> Critique:
@@ -367,7 +401,9 @@ class Candidate(_Model):
         description="Weighted mean of every critic's score, a critic that failed counting as 0.",
     )
     passed: bool = Field(
-        default=False, description="Every critic passed the draft; never so if one failed."
+        default=False,
+        description="Every critic passed the draft (never so if one failed), or a person "
+        "accepted it.",
     )
     duration_s: float = Field(default=0.0, description="Time the critics took together.")
 
@@ -375,6 +411,11 @@ class Candidate(_Model):
     def judged(self) -> bool:
         """No critic failed on this draft."""
         return all(c.error is None for c in self.critiques)
+
+    @property
+    def regression_of(self) -> str | None:
+        """The candidate a pairwise critic judged this one worse than, if one did."""
+        return regression_of(self.critiques)
 
     def as_round(self, index: int) -> Round:
         """This candidate as round `index` of a main line (its fields, not validated again)."""
@@ -442,7 +483,10 @@ class Round(_Model):
     score: float = Field(
         description="Weighted mean of every critic's score, a critic that failed counting as 0."
     )
-    passed: bool = Field(description="Every critic passed the draft; never so if one failed.")
+    passed: bool = Field(
+        description="Every critic passed the draft (never so if one failed), or a person "
+        "accepted it."
+    )
     duration_s: float = Field(default=0.0, description="Time the critics took together.")
     candidate_id: str | None = Field(default=None, description="The candidate it shows.")
 
@@ -450,6 +494,19 @@ class Round(_Model):
     def judged(self) -> bool:
         """No critic failed on this draft. Derived, so older checkpoints and results load."""
         return all(c.error is None for c in self.critiques)
+
+    @property
+    def regression_of(self) -> str | None:
+        """The candidate a pairwise critic judged this one worse than, if one did."""
+        return regression_of(self.critiques)
+
+
+def regression_of(critiques: Iterable[Critique]) -> str | None:
+    """The id of the candidate that `critiques` judge their draft worse than, if any."""
+    for critique in critiques:
+        if critique.comparison is not None and critique.comparison.regression:
+            return critique.comparison.against
+    return None
 
 
 class StopReason(str, Enum):
@@ -462,6 +519,7 @@ class StopReason(str, Enum):
     EXHAUSTED = "exhausted"  # a search made every candidate it was to make
     CRITICS_FAILED = "critics_failed"
     ERROR = "error"
+    WAITING = "waiting"  # paused for a person's critique: not over, resume it
 
     @property
     def succeeded(self) -> bool:
@@ -483,6 +541,34 @@ class UsageReport(_Model):
     def by_role(self, role: Role) -> Usage:
         usage: Usage = getattr(self, role)
         return usage
+
+
+class Waiting(_Model):
+    """What a paused run waits for: a person's critique of `candidate`, which the other
+    critics have already judged (their critiques are on it)."""
+
+    critic: str = Field(description="The human critic that asks.")
+    candidate: Candidate
+    question: str = ""
+
+
+class HumanAnswer(_Input):
+    """A person's critique of a waiting candidate: feedback for the editor, a score in 0..1,
+    and/or `accept=True` to pass the draft. At least one of them is needed."""
+
+    feedback: str | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    accept: bool | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> HumanAnswer:
+        if self.feedback is not None and not self.feedback.strip():
+            self.feedback = None
+        if self.feedback is None and self.score is None and self.accept is None:
+            raise ValueError(
+                "the answer is empty: give feedback= (what to change), score= (0..1) or accept=True"
+            )
+        return self
 
 
 class Result(_Model):
@@ -514,6 +600,10 @@ class Result(_Model):
     strategy: str = Field(default="refine", description="The strategy that ran: its `name`.")
     selected_because: str = Field(
         default="", description="Why `final` was chosen over the other candidates."
+    )
+    waiting: Waiting | None = Field(
+        default=None,
+        description="Set while the run is paused for a person (stop_reason 'waiting').",
     )
 
     @model_validator(mode="before")

@@ -286,6 +286,7 @@ def test_every_stop_reason_is_reachable() -> None:
         StopReason.CRITICS_FAILED,
         StopReason.ERROR,
         StopReason.EXHAUSTED,  # the search strategies' tests (tests/test_search_*.py)
+        StopReason.WAITING,  # the human critic's tests (tests/test_human_critic.py)
     }
     assert tested == set(StopReason)
 

@@ -9,7 +9,7 @@ from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError
 from redraft.models.base import ChatModel, ModelSettings
 from redraft.models.resolve import resolve_model
-from redraft.types import Draft, Lesson, Round, Rubric, Task, Variant
+from redraft.types import Candidate, Draft, Lesson, Round, Rubric, Task, Variant
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class AgentContext:
     variant: Variant | None = None
     # Revisions of the same draft that already exist, which this one should differ from.
     siblings: Sequence[Draft] = ()
+    # For critics: the judged candidate the draft revises (None for a first draft), and the
+    # candidate being judged, with what the critics before this one said (for a person).
+    parent: Candidate | None = None
+    candidate: Candidate | None = None
 
     def settings(self, own: ModelSettings) -> ModelSettings:
         """An agent's own settings for this call: a variant's temperature replaces its own."""

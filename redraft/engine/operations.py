@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, overload
 
+from langgraph.errors import GraphBubbleUp
+
 from redraft._interrupts import RunInterrupted, contained
 from redraft._tasks import all_of
 from redraft.agents.actor import Actor
 from redraft.agents.base import AgentContext
-from redraft.agents.critics.base import Critic
+from redraft.agents.critics.base import Critic, compares, pauses
 from redraft.agents.editor import Editor
 from redraft.agents.prompts import PromptLibrary
 from redraft.agents.reflector import LLMReflector, Reflector
@@ -161,28 +163,65 @@ class Operations:
         emit(DraftEvent(round=0, draft=draft))
         return Candidate(id=candidate_id(number), draft=draft, origin=Origin.DRAFT)
 
+    @property
+    def pauses(self) -> bool:
+        """A critic waits for a person: judging is then two steps, `judge` and `review`."""
+        return any(pauses(critic) for critic in self.agents.critics)
+
     async def judge(self, task: Task, candidate: Candidate, line: Sequence[Candidate]) -> Candidate:
         """`candidate` with every critic's critique (run concurrently), its score and verdict.
-        `line` is what came before it on the main line, shown to critics that compare."""
+        `line` is what came before it on the main line, shown to critics that compare; a
+        critic that compares with the parent is not given a first draft.
+
+        Critics that pause for a person are left to `review`, which a strategy runs as a
+        step of its own: a run resumed after the pause then repeats that step alone."""
         started = time.perf_counter()
-        draft = candidate.draft
-        ctx = AgentContext(self.agents.critic_model, self.agents.prompts, RoundsView(line))
-
-        async def one(critic: Critic) -> Critique:
-            critique = await _verdict(critic, draft, task, ctx)
-            emit(CritiqueEvent(round=draft.round, critique=critique))
-            return critique
-
-        critiques = await all_of([one(critic) for critic in self.agents.critics])
-        score, passed = aggregate(critiques)
-        return candidate.model_copy(
-            update={
-                "critiques": critiques,
-                "score": score,
-                "passed": passed,
-                "duration_s": time.perf_counter() - started,
-            }
+        parent = _parent_in(candidate, line)
+        ctx = AgentContext(
+            self.agents.critic_model, self.agents.prompts, RoundsView(line), parent=parent
         )
+        critics = [
+            critic
+            for critic in self.agents.critics
+            if not pauses(critic) and (parent is not None or not compares(critic))
+        ]
+        critiques = await all_of([self._one(critic, candidate, task, ctx) for critic in critics])
+        return _scored(candidate, critiques, time.perf_counter() - started)
+
+    async def review(
+        self, task: Task, candidate: Candidate, line: Sequence[Candidate]
+    ) -> Candidate:
+        """`candidate` (judged by the other critics) with the critiques of those that pause
+        for a person, one after the other, and its score and verdict over all of them."""
+        started = time.perf_counter()
+        parent = _parent_in(candidate, line)
+        critiques = list(candidate.critiques)
+        for critic in self.agents.critics:
+            if not pauses(critic) or (parent is None and compares(critic)):
+                continue
+            shown = candidate.model_copy(update={"critiques": list(critiques)})
+            ctx = AgentContext(
+                self.agents.critic_model,
+                self.agents.prompts,
+                RoundsView(line),
+                parent=parent,
+                candidate=shown,
+            )
+            critiques.append(await self._one(critic, candidate, task, ctx))
+        duration = candidate.duration_s + time.perf_counter() - started
+        reviewed = _scored(candidate, critiques, duration)
+        # A person who accepts a draft has the last word: it passes, and the run ends.
+        people = critiques[len(candidate.critiques) :]
+        if any(c.passed and c.error is None for c in people) and not reviewed.passed:
+            reviewed = reviewed.model_copy(update={"passed": True})
+        return reviewed
+
+    async def _one(
+        self, critic: Critic, candidate: Candidate, task: Task, ctx: AgentContext
+    ) -> Critique:
+        critique = await _verdict(critic, candidate.draft, task, ctx)
+        emit(CritiqueEvent(round=candidate.draft.round, critique=critique))
+        return critique
 
     async def revise(
         self,
@@ -331,6 +370,20 @@ class Operations:
         return result
 
 
+def _parent_in(candidate: Candidate, line: Sequence[Candidate]) -> Candidate | None:
+    """The judged candidate `candidate` was made from, found on `line`."""
+    if candidate.parent_id is None:
+        return None
+    return next((c for c in line if c.id == candidate.parent_id), None)
+
+
+def _scored(candidate: Candidate, critiques: list[Critique], duration_s: float) -> Candidate:
+    score, passed = aggregate(critiques)
+    return candidate.model_copy(
+        update={"critiques": critiques, "score": score, "passed": passed, "duration_s": duration_s}
+    )
+
+
 def _child(parent: Candidate, number: int, origin: Origin, draft: Draft) -> Candidate:
     """Candidate `number`, made from `parent` by `origin`."""
     return Candidate(
@@ -387,7 +440,7 @@ async def _verdict(critic: Critic, draft: Draft, task: Task, ctx: AgentContext) 
         verdict = attempt.result() if exc is None else None
         if isinstance(verdict, Critique):
             return verdict
-        if isinstance(exc, RunInterrupted):
+        if isinstance(exc, (RunInterrupted, GraphBubbleUp)):  # stopped, or paused for a person
             raise exc
         error = (
             f"{type(exc).__name__}: {exc}"

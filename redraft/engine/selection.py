@@ -26,6 +26,9 @@ class Judged(Protocol):
     @property
     def critiques(self) -> Sequence[Critique]: ...
 
+    @property
+    def regression_of(self) -> str | None: ...
+
 
 def aggregate(critiques: Sequence[Critique]) -> tuple[float, bool]:
     """Weighted mean score of every critic, and whether every critic passed.
@@ -54,11 +57,19 @@ def rank(judged: Judged) -> tuple[bool, bool, float]:
     return judged.passed and judged.judged, judged.judged, judged.score
 
 
+def regressions(drafts: Sequence[Judged]) -> set[int]:
+    """Indices of the drafts a pairwise critic judged worse than another of `drafts` (their
+    parent): selection prefers that one, whatever the scores say."""
+    ids = {_id_of(d) for d in drafts}
+    return {i for i, d in enumerate(drafts) if (worse := d.regression_of) and worse in ids}
+
+
 def best_index(drafts: Sequence[Judged], select: Selection = "best") -> int:
-    """Index of the draft to return: the earliest with the highest `rank`, or the last."""
+    """Index of the draft to return: the earliest with the highest `rank` of those that are
+    no regression of another, or the last."""
     if select == "last":
         return len(drafts) - 1
-    return max(range(len(drafts)), key=lambda i: (*rank(drafts[i]), -i))
+    return max(_eligible(drafts), key=lambda i: (*rank(drafts[i]), -i))
 
 
 def best_of(candidates: Sequence[Candidate]) -> Candidate:
@@ -67,9 +78,26 @@ def best_of(candidates: Sequence[Candidate]) -> Candidate:
 
 
 def top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
-    """The `count` best of `candidates` by `rank`, earliest first among equals."""
-    order = sorted(range(len(candidates)), key=lambda i: (*rank(candidates[i]), -i), reverse=True)
+    """The `count` best of `candidates` by `rank`, earliest first among equals; a regression
+    of another candidate comes after every candidate that is none."""
+    worse = regressions(candidates)
+    order = sorted(
+        range(len(candidates)),
+        key=lambda i: (i not in worse, *rank(candidates[i]), -i),
+        reverse=True,
+    )
     return [candidates[i] for i in order[:count]]
+
+
+def _eligible(drafts: Sequence[Judged]) -> list[int]:
+    worse = regressions(drafts)
+    # A first draft is never a regression, so some draft is always eligible.
+    return [i for i in range(len(drafts)) if i not in worse] or list(range(len(drafts)))
+
+
+def _id_of(draft: Judged) -> str | None:
+    found = getattr(draft, "id", None) or getattr(draft, "candidate_id", None)
+    return found if isinstance(found, str) else None
 
 
 def selected_because(candidates: Sequence[Candidate], final_id: str, select: Selection) -> str:
@@ -80,9 +108,16 @@ def selected_because(candidates: Sequence[Candidate], final_id: str, select: Sel
         return "the last candidate made (select='last'), not the best"
     if final.passed and final.judged:
         first = not any(c.passed for c in candidates[:position])
-        return "every critic passed it" + (" (the first that passed)" if first else "")
+        why = (
+            "every critic passed it"
+            if all(c.passed for c in final.critiques)
+            else "a person accepted it"
+        )
+        return why + (" (the first that passed)" if first else "")
     if len(candidates) == 1:
         return "the only candidate"
     if not final.judged:
         return "no candidate was judged by every critic; it scored highest"
-    return f"the highest score ({final.score:.2f}) of {len(candidates)} candidates"
+    worse = [c.id for c in candidates if c.regression_of == final_id]
+    beaten = f"; {', '.join(worse)} (judged worse than it) not taken" if worse else ""
+    return f"the highest score ({final.score:.2f}) of {len(candidates)} candidates{beaten}"

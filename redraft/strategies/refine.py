@@ -43,6 +43,7 @@ class RefineState(TypedDict, total=False):
     drafts: Annotated[dict[str, Candidate], merged()]  # every candidate made, unjudged, by id
     judgments: Annotated[list[Judgment], appended()]  # the main line, in the order judged
     pending_id: str  # the candidate waiting to be judged
+    reviewing: Judgment  # with a person among the critics: what the others said of it
     discarded: Annotated[Usage, operator.add]  # spent on edits that never became a candidate
     final_id: str  # the best candidate so far
     stop_reason: StopReason | None
@@ -80,13 +81,18 @@ class Refine:
         graph.add_node("finish", nodes.finish)
         graph.add_edge(START, "draft")
         graph.add_edge("draft", "judge")
-        graph.add_conditional_edges("judge", decide, ["revise", "finish"])
+        if operations.pauses:  # a person reviews each candidate in a step of its own
+            graph.add_node("review", nodes.review)
+            graph.add_edge("judge", "review")
+            graph.add_conditional_edges("review", decide, ["revise", "finish"])
+        else:
+            graph.add_conditional_edges("judge", decide, ["revise", "finish"])
         graph.add_edge("finish", END)
         return graph
 
     def recursion_limit(self, budgets: Budgets) -> int:
-        """Draft, two steps a round, finish, and some slack."""
-        return 2 * budgets.max_rounds + 5
+        """Draft, up to three steps a round (with a person's review), finish, and slack."""
+        return 3 * budgets.max_rounds + 5
 
     def __repr__(self) -> str:
         return "Refine()"
@@ -106,6 +112,19 @@ class _Nodes:
         line = self.main_line(state)
         pending = state["drafts"][state["pending_id"]]
         judged = await self.ops.judge(state["task"], pending, line)
+        if self.ops.pauses:
+            return {"reviewing": judged.judgment()}
+        return self._settle(state, line, judged)
+
+    async def review(self, state: RefineState) -> dict[str, Any]:
+        line = self.main_line(state)
+        pending = state["drafts"][state["pending_id"]].judged_as(state["reviewing"])
+        return self._settle(state, line, await self.ops.review(state["task"], pending, line))
+
+    def _settle(
+        self, state: RefineState, line: list[Candidate], judged: Candidate
+    ) -> dict[str, Any]:
+        """The judged candidate onto the main line, and whether a budget stops the run."""
         history = [*line, judged]
         spent = total_usage(history, state.get("discarded", Usage()))
         reason = self.budgets.check(

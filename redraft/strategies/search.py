@@ -78,6 +78,8 @@ class SearchState(TypedDict, total=False):
     task: Annotated[Task, latest()]
     drafts: Annotated[dict[str, Candidate], merged()]  # every candidate made, unjudged, by id
     judgments: Annotated[list[Judgment], appended()]  # in the order judged
+    # With a person among the critics: candidates the others have judged, awaiting review.
+    reviews: Annotated[list[Judgment], appended()]
     failures: Annotated[list[Failure], appended()]
     discarded: Annotated[Usage, operator.add]  # spent on jobs that made no candidate
     elapsed_s: Annotated[float, operator.add]  # wall time: each fan-out's longest job
@@ -195,12 +197,16 @@ class Search(ABC):
     def build(self, operations: Operations, budgets: Budgets) -> StateGraph[Any, None, Any, Any]:
         nodes = _Nodes(self, operations, budgets)
         graph: StateGraph[SearchState, None, SearchState, SearchState] = StateGraph(SearchState)
-        graph.add_node("plan", nodes.plan, destinations=("make", "finish"))
+        destinations = ("make", "finish", *(("review",) if operations.pauses else ()))
+        graph.add_node("plan", nodes.plan, destinations=destinations)
         # Sent a `Job`, not the state: typed by its own input schema.
         graph.add_node("make", cast(Any, nodes.make), input_schema=Job)
         graph.add_node("finish", nodes.finish)
         graph.add_edge(START, "plan")
         graph.add_edge("make", "plan")
+        if operations.pauses:  # a person reviews each fan-out's candidates, one by one
+            graph.add_node("review", nodes.review)
+            graph.add_edge("review", "plan")
         graph.add_edge("finish", END)
         return graph
 
@@ -209,8 +215,8 @@ class Search(ABC):
         return tree.path(final_id)
 
     def recursion_limit(self, budgets: Budgets) -> int:
-        """Plan and make for each fan-out, the finish, and some slack."""
-        return 2 * self.most_fan_outs(budgets) + 6
+        """Plan, make and a person's review for each fan-out, the finish, and slack."""
+        return 3 * self.most_fan_outs(budgets) + 6
 
 
 class ChainSearch(Search):
@@ -255,8 +261,10 @@ class _Nodes:
             entry = self._fresh[id(task)] = (task, {})
         return entry[1].setdefault((parent_id, batch), [])
 
-    async def plan(self, state: SearchState) -> Command[Literal["make", "finish"]]:
+    async def plan(self, state: SearchState) -> Command[Literal["make", "review", "finish"]]:
         self._fresh.pop(id(state["task"]), None)  # every job of the last fan-out is done
+        if _unreviewed(state):
+            return Command(goto="review")
         tree = self.view(state)
         start = state.get("level_start", 0)
         made = tree.since(start)
@@ -351,8 +359,23 @@ class _Nodes:
         except Exception as exc:  # one failed job leaves the others' candidates
             return _failed(job, Revised(None, Usage(), stop="error", error=describe(exc)))
         judged = await self.ops.judge(task, candidate, judged_line)
+        if self.ops.pauses:
+            return {"drafts": {candidate.id: candidate}, "reviews": [judged.judgment()]}
         emit(CandidateEvent(round=judged.depth, candidate=judged))
         return {"drafts": {candidate.id: candidate}, "judgments": [judged.judgment()]}
+
+    async def review(self, state: SearchState) -> dict[str, Any]:
+        """A person's review of each candidate the last fan-out made, in the order made."""
+        tree = self.view(state)
+        reviewed: list[Judgment] = []
+        for waiting in _unreviewed(state):
+            candidate = state["drafts"][waiting.candidate_id].judged_as(waiting)
+            parent_id = candidate.parent_id
+            line = [] if parent_id is None else tree.path(parent_id)
+            judged = await self.ops.review(state["task"], candidate, line)
+            emit(CandidateEvent(round=judged.depth, candidate=judged))
+            reviewed.append(judged.judgment())
+        return {"judgments": reviewed}
 
     async def finish(self, state: SearchState, config: RunnableConfig) -> dict[str, Any]:
         tree = self.view(state)
@@ -395,6 +418,16 @@ class _Joined(Sequence[Candidate]):
     def __iter__(self) -> Iterator[Candidate]:
         yield from self._first
         yield from self._second
+
+
+def _unreviewed(state: SearchState) -> list[Judgment]:
+    """Candidates judged by every critic but a person, in the order made."""
+    reviews = state.get("reviews", [])
+    if not reviews:
+        return []
+    judged = {j.candidate_id for j in state.get("judgments", [])}
+    waiting = [r for r in reviews if r.candidate_id not in judged]
+    return sorted(waiting, key=lambda r: number_of(r.candidate_id))
 
 
 def _read_state(config: RunnableConfig) -> SearchState:

@@ -106,12 +106,16 @@ _ROLE_PHRASES = (
     ("strict, fair reviewer", "critic"),
     ("expert editor", "editor"),
     ("You review a failed attempt", "reflector"),
+    ("into a checklist of atomic constraints", "checklist"),
+    ("You compare two answers", "pairwise"),
+    ("You write the reference answer", "reference"),
 )
 
 
 def role_of(request: ChatRequest) -> str:
-    """Which of redraft's roles sent `request` ("critic", "editor", "reflector" or "actor"),
-    told by its system prompt, as a scripted server answers each role differently."""
+    """Which of redraft's roles sent `request` ("critic", "editor", "reflector", "actor", or
+    for the checklist and pairwise critics "checklist", "pairwise" and "reference"), told by
+    its system prompt, as a scripted server answers each role differently."""
     system = request.messages[0]["content"]
     return next((role for phrase, role in _ROLE_PHRASES if phrase in system), "actor")
 

@@ -14,3 +14,20 @@ class Critic(Protocol):
     def name(self) -> str: ...
 
     async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique: ...
+
+
+# Two optional class attributes change when the engine runs a critic:
+#   compares = True  it judges a revision against its parent (`ctx.parent`), so a first
+#                    draft, which has none, is not given to it;
+#   pauses = True    it waits for a person (a LangGraph interrupt), so it runs after every
+#                    other critic, in a step of its own that a resumed run repeats alone.
+
+
+def compares(critic: object) -> bool:
+    """The critic judges a draft against its parent only."""
+    return getattr(critic, "compares", False) is True
+
+
+def pauses(critic: object) -> bool:
+    """The critic pauses the run for a person."""
+    return getattr(critic, "pauses", False) is True
