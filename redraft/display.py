@@ -259,6 +259,8 @@ def render_result(
     parts.append(rounds_table(result))
     if result.lessons:
         parts.append(lessons_text(result))
+    if result.waiting is not None:
+        parts.append(waiting_panel(result))
     final = result.final  # None when the run failed before any draft: nothing to show
     if show_diff and final is not None and result.rounds and result.best_round > 0:
         first = result.rounds[0].draft.text
@@ -266,6 +268,26 @@ def render_result(
     if show_final and final is not None:
         parts.append(Panel(Text(final.text), title="final draft", expand=False))
     return Group(*parts)
+
+
+def waiting_panel(result: Result) -> RenderableType:
+    """The candidate a paused run waits on, and how to answer."""
+    waiting = result.waiting
+    assert waiting is not None
+    candidate = waiting.candidate
+    lines: list[RenderableType] = [Text(candidate.draft.text)]
+    for critique in candidate.critiques:
+        mark = "✓" if critique.passed else "✗"
+        lines.append(Text(f"{mark} {critique.critic} {critique.score:.2f}: {critique.summary}"))
+    lines.append(
+        Text(
+            f"{waiting.question}\nanswer with refiner.resume({result.thread_id!r}, "
+            "feedback=..., score=..., accept=True)",
+            style="bold",
+        )
+    )
+    title = f"{candidate.id} waits for {waiting.critic}"
+    return Panel(Group(*lines), title=title, expand=False, border_style="yellow")
 
 
 def result_html(result: Result) -> str:

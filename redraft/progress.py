@@ -39,6 +39,7 @@ STOP_MEANINGS = {
     StopReason.EXHAUSTED: "the search made every candidate it was to make",
     StopReason.CRITICS_FAILED: "every critic failed",
     StopReason.ERROR: "a model call failed",
+    StopReason.WAITING: "paused for a person's critique",
 }
 
 

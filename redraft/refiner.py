@@ -436,7 +436,7 @@ class Refiner:
         if answer is not None:
             raise ConfigError(
                 f"thread '{thread_id}' is not waiting for a person: it stopped part-way; "
-                f"resume it without an answer (resume('{thread_id}'))"
+                "resume it without feedback, score or accept"
             )
         return _Run(graph, config, None, paused)  # resume from the last checkpoint
 

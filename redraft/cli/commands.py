@@ -10,6 +10,7 @@ import typer
 
 from redraft.cli import threads
 from redraft.cli.app import app, interruptible, print_version
+from redraft.cli.human import HumanOption, human_critics
 from redraft.cli.inputs import (
     ChosenModels,
     check_memory_db,
@@ -67,6 +68,7 @@ DEMO_DELAY_S = 0.6
 
 @app.command()
 def refine(
+    ctx: typer.Context,
     task: TaskArgument = None,
     model: ModelOption = None,
     critic_model: Annotated[
@@ -154,6 +156,7 @@ def refine(
     max_time: MaxTimeOption = None,
     checkpoint: CheckpointOption = None,
     thread_id: ThreadIdOption = None,
+    human: HumanOption = False,
 ) -> None:
     """Refine TASK with a model: draft, critique, revise until the critics pass it."""
     with interruptible():
@@ -183,6 +186,10 @@ def refine(
             "memory_db": None if memory_db is None else str(memory_db.resolve()),
             "max_candidates": max_candidates,
             "max_time": max_time,
+            "human": human,
+            # With the person as the only critic, the run follows them (Refiner's defaults).
+            "human_only": human and rubric is None and critic_model is None,
+            "patience_given": _given(ctx, "patience"),
             **strategy_settings(
                 strategy, n=n, expand=expand, width=width, max_depth=max_depth, trials=trials
             ),
@@ -194,6 +201,12 @@ def refine(
             checkpointed=checkpointed,
         )  # fmt: skip
     raise typer.Exit(code)
+
+
+def _given(ctx: typer.Context, option: str) -> bool:
+    """Whether `option` was given on the command line (or by its environment variable)."""
+    source = ctx.get_parameter_source(option)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> Built:
@@ -208,16 +221,21 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
         )  # fmt: skip
     memory_db = settings["memory_db"]
     strategy = strategy_from(settings)
+    human_only = bool(settings.get("human_only"))
+    patience_given = settings.get("patience_given", True)
     refiner = Refiner(
         models.main,
         critic_model=models.critic,
         editor_model=models.editor,
+        critics=(
+            human_critics(with_model_critic=not human_only) if settings.get("human") else None
+        ),
         max_rounds=settings["rounds"],
         max_candidates=settings.get("max_candidates"),
         max_time_s=settings.get("max_time"),
         strategy=strategy,
         threshold=settings["threshold"],
-        patience=settings["patience"],
+        patience=settings["patience"] if patience_given or not human_only else "auto",
         max_tokens=settings["max_tokens"],
         max_cost_usd=settings["max_cost"],
         memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),
