@@ -92,6 +92,11 @@ class Refiner:
     (shown on each `Draft` as `lessons`), scoped to the task's `metadata["kind"]` when it has
     one; after each run, every critique a revision improved on is stored as a new correction.
 
+    `select` (which candidate a run returns and revises) is "best" and `patience` 2, except
+    when people are the only critics (`HumanCritic`): then the run follows them, "last" and
+    no patience, unless given. A critic that pauses for a person needs a checkpointer to be
+    resumed after a restart; without one, pauses are kept in memory for this refiner's life.
+
     Every value is checked here: a wrong one is a one-line `ConfigError` saying what to give.
     """
 
@@ -874,6 +879,17 @@ def _check_options(options: dict[str, Any]) -> None:
             )
 
 
+def _check_answerable(refiner: Refiner, options: RefinerOptions) -> None:
+    """`refine` closes its refiner on return: a pause for a person kept only in its memory
+    could never be answered."""
+    if options.get("checkpointer") is None and any(pauses(c) for c in refiner.critics):
+        raise ConfigError(
+            "refine() ends with its Refiner, so a pause for a person (HumanCritic) could never "
+            "be answered: use Refiner(...).run(task) and .resume(thread_id, feedback=...), or "
+            "give checkpointer='runs.db'"
+        )
+
+
 def _prompts(prompts: object) -> PromptLibrary:
     if prompts is None:
         return DEFAULT_PROMPTS
@@ -923,6 +939,7 @@ async def arefine(
     task = _coerce_task(task)  # a bad task is named before any model is looked at
     _check_options(dict(options))
     async with Refiner(**options) as refiner:
+        _check_answerable(refiner, options)
         return await refiner.arun(task, thread_id=thread_id, progress=progress)
 
 
@@ -941,4 +958,5 @@ def refine(
     task = _coerce_task(task)  # a bad task is named before any model is looked at
     _check_options(dict(options))
     with Refiner(**options) as refiner:
+        _check_answerable(refiner, options)
         return refiner.run(task, thread_id=thread_id, progress=progress)
