@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Protocol, runtime_checkable
 
 from redraft.agents.base import AgentContext
-from redraft.types import Critique, Draft, Task
+from redraft.models.base import ChatModel
+from redraft.types import Critique, Draft, Task, Usage
 
 
 @runtime_checkable
@@ -31,3 +33,14 @@ def compares(critic: object) -> bool:
 def pauses(critic: object) -> bool:
     """The critic pauses the run for a person."""
     return getattr(critic, "pauses", False) is True
+
+
+def failed_critique(
+    critic: str, error: str, model: ChatModel, usage: Usage | None, weight: float, started: float
+) -> Critique:
+    """A model-backed critic's critique when its model failed or never answered validly: it
+    counts as 0 with the critic's weight, and what the attempts cost is kept."""
+    critique = Critique.failed(critic, error, usage=usage)
+    return critique.model_copy(
+        update={"model": model.name, "weight": weight, "duration_s": time.perf_counter() - started}
+    )

@@ -11,6 +11,7 @@ from typing import Any, cast
 from pydantic import BaseModel, Field
 
 from redraft.agents.base import AgentContext, optional_model
+from redraft.agents.critics.base import failed_critique
 from redraft.agents.critics.per_task import PerTask
 from redraft.agents.structured import StructuredAnswerError, ask_structured
 from redraft.checks import kind_of, number, shown, text
@@ -85,9 +86,11 @@ class ChecklistCritic:
             checks, used = await self._check(draft, task, constraints, ctx, model)
             spent = spent + used
         except (StructuredAnswerError, _IncompleteChecks) as exc:
-            return self._failed(str(exc), model, spent + exc.usage, started)
+            return failed_critique(
+                self.name, str(exc), model, spent + exc.usage, self.weight, started
+            )
         except ModelError as exc:
-            return self._failed(str(exc), model, spent, started)
+            return failed_critique(self.name, str(exc), model, spent, self.weight, started)
         met = sum(check.passed for check in checks)
         share = met / len(checks)
         missed = [check for check in checks if not check.passed]
@@ -206,16 +209,6 @@ class ChecklistCritic:
             f"{model.name} did not check constraint(s) {', '.join(map(str, missing))} of "
             f"{len(constraints)}, asked twice",
             spent,
-        )
-
-    def _failed(self, error: str, model: ChatModel, usage: Usage, started: float) -> Critique:
-        critique = Critique.failed(self.name, error, usage=usage)
-        return critique.model_copy(
-            update={
-                "model": model.name,
-                "weight": self.weight,
-                "duration_s": time.perf_counter() - started,
-            }
         )
 
 

@@ -8,11 +8,12 @@ from typing import cast
 from pydantic import BaseModel, Field
 
 from redraft.agents.base import AgentContext, optional_model, rubric_of
+from redraft.agents.critics.base import failed_critique
 from redraft.agents.structured import StructuredAnswerError, ask_structured
 from redraft.checks import flag, kind_of, number, shown, text
 from redraft.errors import ConfigError, ModelError
 from redraft.models.base import ChatModel, ModelSettings, system, user
-from redraft.types import Critique, Draft, Issue, Rubric, Task, Usage
+from redraft.types import Critique, Draft, Issue, Rubric, Task
 
 
 class RubricVerdict(BaseModel):
@@ -102,9 +103,9 @@ class LLMCritic:
                 model, messages, RubricVerdict, ctx.prompts, self.settings
             )
         except StructuredAnswerError as exc:
-            return self._failed(str(exc), model, exc.usage, started)
+            return failed_critique(self.name, str(exc), model, exc.usage, self.weight, started)
         except ModelError as exc:
-            return self._failed(str(exc), model, None, started)
+            return failed_critique(self.name, str(exc), model, None, self.weight, started)
         pass_score = self.pass_score or rubric.pass_score
         return Critique(
             critic=self.name,
@@ -118,18 +119,6 @@ class LLMCritic:
             model=model.name,
             usage=usage,
             duration_s=time.perf_counter() - started,
-        )
-
-    def _failed(
-        self, error: str, model: ChatModel, usage: Usage | None, started: float
-    ) -> Critique:
-        critique = Critique.failed(self.name, error, usage=usage)
-        return critique.model_copy(
-            update={
-                "model": model.name,
-                "weight": self.weight,
-                "duration_s": time.perf_counter() - started,
-            }
         )
 
 

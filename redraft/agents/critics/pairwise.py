@@ -11,6 +11,7 @@ from typing import Literal, cast
 from pydantic import BaseModel, Field
 
 from redraft.agents.base import AgentContext, describe_rubric, optional_model, rubric_of
+from redraft.agents.critics.base import failed_critique
 from redraft.agents.critics.per_task import PerTask
 from redraft.agents.structured import StructuredAnswerError, ask_structured
 from redraft.checks import flag, number, one_of, text
@@ -125,9 +126,11 @@ class PairwiseCritic:
                 spent = spent + usage
                 verdicts.append((candidate_first, answer))
         except StructuredAnswerError as exc:
-            return self._failed(str(exc), model, spent + exc.usage, started)
+            return failed_critique(
+                self.name, str(exc), model, spent + exc.usage, self.weight, started
+            )
         except ModelError as exc:
-            return self._failed(str(exc), model, spent, started)
+            return failed_critique(self.name, str(exc), model, spent, self.weight, started)
         comparison, issues = self._compare(draft, parent, verdicts)
         verdict = comparison.verdict
         summary = {
@@ -249,16 +252,6 @@ class PairwiseCritic:
             return completion.text.strip(), completion.usage
 
         return await self._own_answers.get(task, answer)
-
-    def _failed(self, error: str, model: ChatModel, usage: Usage, started: float) -> Critique:
-        critique = Critique.failed(self.name, error, usage=usage)
-        return critique.model_copy(
-            update={
-                "model": model.name,
-                "weight": self.weight,
-                "duration_s": time.perf_counter() - started,
-            }
-        )
 
 
 def _preference(better: str, *, candidate_first: bool) -> Preference:
