@@ -12,6 +12,7 @@ from redraft.engine.selection import (
     Selection,
     best_index,
     critics_all_failed,
+    meets,
 )
 from redraft.types import StopReason, Usage
 
@@ -80,7 +81,7 @@ class Budgets:
         # the target.
         if latest.passed and latest.judged:
             return StopReason.PASSED
-        if self.threshold is not None and latest.judged and latest.score >= self.threshold:
+        if self.threshold is not None and meets(latest, self.threshold):
             return StopReason.THRESHOLD
         made = len(line) if candidates is None else candidates
         if self.spent(usage, made, elapsed_s):

@@ -43,6 +43,12 @@ def aggregate(critiques: Sequence[Critique]) -> tuple[float, bool]:
     return score, passed
 
 
+def meets(judged: Judged, threshold: float) -> bool:
+    """The draft's score reaches `threshold`, every critic judged it, and it is no regression
+    of the draft it revises (a pairwise critic's verdict outweighs the mean)."""
+    return judged.judged and judged.regression_of is None and judged.score >= threshold
+
+
 def critics_all_failed(judged: Judged) -> bool:
     """Every critic of this draft failed: there is nothing to revise from."""
     return bool(judged.critiques) and all(c.error is not None for c in judged.critiques)
@@ -79,11 +85,11 @@ def best_of(candidates: Sequence[Candidate]) -> Candidate:
 
 def top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
     """The `count` best of `candidates` by `rank`, earliest first among equals; a regression
-    of another candidate comes after every candidate that is none."""
-    worse = regressions(candidates)
+    (judged worse than its parent, which need not be among them) comes after every
+    candidate that is none."""
     order = sorted(
         range(len(candidates)),
-        key=lambda i: (i not in worse, *rank(candidates[i]), -i),
+        key=lambda i: (candidates[i].regression_of is None, *rank(candidates[i]), -i),
         reverse=True,
     )
     return [candidates[i] for i in order[:count]]

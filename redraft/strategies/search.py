@@ -23,7 +23,13 @@ from langgraph.types import Command, Send
 from redraft._interrupts import RunInterrupted
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Operations, Revised, total_usage, usage_report
-from redraft.engine.selection import best_index, best_of, critics_all_failed, selected_because
+from redraft.engine.selection import (
+    best_index,
+    best_of,
+    critics_all_failed,
+    meets,
+    selected_because,
+)
 from redraft.errors import ConfigError, ModelError, describe
 from redraft.events import emit
 from redraft.strategies.channels import appended, latest, merged
@@ -464,7 +470,7 @@ def target_met(candidates: Sequence[Candidate], budgets: Budgets) -> tuple[StopR
         if candidate.passed and candidate.judged:
             return StopReason.PASSED, candidate.id
     if budgets.threshold is not None:
-        met = [c for c in candidates if c.judged and c.score >= budgets.threshold]
+        met = [c for c in candidates if meets(c, budgets.threshold)]
         if met:
             return StopReason.THRESHOLD, best_of(met).id
     return None
