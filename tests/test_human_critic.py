@@ -489,14 +489,15 @@ def test_a_person_alone_is_followed_revision_after_revision(server: OpenAIServer
     assert roles(server) == {"actor": 1, "editor": 3}  # no model judged anything
 
 
-def test_a_person_alone_who_accepts_is_said_to_have_accepted(server: OpenAIServer) -> None:
+def test_a_person_alone_who_accepts_is_said_to_have_passed_it(server: OpenAIServer) -> None:
     refiner = refiner_for(server, HumanCritic())
     thread = refiner.run(TASK).thread_id or ""
     refiner.resume(thread, feedback="Say what lives there.")
     done = refiner.resume(thread, accept=True)
     assert done.stop_reason is StopReason.PASSED and done.final_id == "c1"
-    # The run ended because the person accepted c1, the best candidate as well as the last.
-    assert "a person accepted it" in done.selected_because, done.selected_because
+    # The run ended because the person (its only critic) passed c1, not merely because c1
+    # was the last made (select="last" is the default with a person alone).
+    assert done.selected_because == "every critic passed it (the first that passed)"
 
 
 def test_a_person_alone_keeps_an_explicit_selection_and_patience(server: OpenAIServer) -> None:

@@ -188,7 +188,7 @@ def test_a_strategy_of_ones_own_runs_through_the_refiner() -> None:
 def test_refine_is_the_default_strategy() -> None:
     refiner = Refiner(ScriptedModel(["x"]), critics=[FunctionCritic(lambda text: 1.0)])
     assert isinstance(refiner.strategy, Refine)
-    assert refiner.strategy.recursion_limit(refiner.budgets) == 3 * refiner.budgets.max_rounds + 5
+    assert refiner.strategy.recursion_limit(refiner.budgets) == 2 * refiner.budgets.max_rounds + 5
     assert {"draft", "judge", "revise", "finish"} <= set(refiner.graph.get_graph().nodes)
 
 

@@ -110,7 +110,7 @@ def selected_because(candidates: Sequence[Candidate], final_id: str, select: Sel
     """Why `final_id` won over the other `candidates` (in the order made), in words."""
     position = next(i for i, c in enumerate(candidates) if c.id == final_id)
     final = candidates[position]
-    if select == "last":
+    if select == "last" and not (final.passed and final.judged):
         return "the last candidate made (select='last'), not the best"
     if final.passed and final.judged:
         first = not any(c.passed for c in candidates[:position])

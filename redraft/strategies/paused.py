@@ -1,7 +1,9 @@
 """The result of a run paused for a person: what it has so far, and what it waits for.
 
 A paused run has not reached its `finish` step, so its `Result` is made here from the
-checkpointed state of any strategy (every one keeps `drafts` and `judgments`).
+checkpointed state of any strategy (every one keeps `drafts` and `judgments`): every
+candidate made so far, the one waiting and those queued for the person among them; the final
+is the best of those every critic has judged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from redraft.engine.operations import usage_report
 from redraft.engine.selection import Selection, best_of, selected_because
 from redraft.strategies.base import Strategy
 from redraft.strategies.judged import JudgedCandidates
-from redraft.strategies.search import Search, Tree, number_of
+from redraft.strategies.search import Search, Tree, number_of, unreviewed
 from redraft.types import Candidate, Result, StopReason, Usage, Waiting
 
 
@@ -31,14 +33,22 @@ class Paused:
     ) -> Result:
         waiting = Waiting.model_validate(interrupts[0].value)
         pending = waiting.candidate
-        judged = JudgedCandidates()(state.get("drafts", {}), state.get("judgments", []))
+        drafts = state.get("drafts", {})
+        judged = JudgedCandidates()(drafts, state.get("judgments", []))
         judged = sorted(judged, key=lambda c: number_of(c.id))
-        candidates = sorted([*judged, pending], key=lambda c: number_of(c.id))
+        # Made and judged by every other critic, but not yet by a person (a fan-out's).
+        queued = [
+            drafts[r.candidate_id].judged_as(r)
+            for r in unreviewed(state)
+            if r.candidate_id != pending.id
+        ]
+        candidates = sorted([*judged, *queued, pending], key=lambda c: number_of(c.id))
         if judged:  # the best so far; the one waiting is not judged by everyone yet
             final = judged[-1] if self.select == "last" else best_of(judged)
             because = selected_because(judged, final.id, self.select)
         else:
-            final, because = pending, "the only candidate so far (waiting for a person)"
+            final = pending
+            because = "no candidate is judged by every critic yet (waiting for a person)"
         chain = self._main_line(candidates, final)
         discarded = state.get("discarded", Usage())
         return Result(

@@ -91,8 +91,9 @@ class Refine:
         return graph
 
     def recursion_limit(self, budgets: Budgets) -> int:
-        """Draft, up to three steps a round (with a person's review), finish, and slack."""
-        return 3 * budgets.max_rounds + 5
+        """Draft, two steps a round, finish, and some slack. (A person's review adds one a
+        round, but LangGraph counts steps from each resume, and each review is one.)"""
+        return 2 * budgets.max_rounds + 5
 
     def __repr__(self) -> str:
         return "Refine()"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict, cast
 
@@ -210,7 +210,7 @@ class Search(ABC):
         graph.add_node("finish", nodes.finish)
         graph.add_edge(START, "plan")
         graph.add_edge("make", "plan")
-        if operations.pauses:  # a person reviews each fan-out's candidates, one by one
+        if operations.pauses:  # a person reviews each fan-out's candidates, one a step
             graph.add_node("review", nodes.review)
             graph.add_edge("review", "plan")
         graph.add_edge("finish", END)
@@ -221,8 +221,9 @@ class Search(ABC):
         return tree.path(final_id)
 
     def recursion_limit(self, budgets: Budgets) -> int:
-        """Plan, make and a person's review for each fan-out, the finish, and slack."""
-        return 3 * self.most_fan_outs(budgets) + 6
+        """Plan and make for each fan-out, the finish, and some slack. (A run that pauses
+        for a person takes more steps, but LangGraph counts them from each resume.)"""
+        return 2 * self.most_fan_outs(budgets) + 6
 
 
 class ChainSearch(Search):
@@ -269,7 +270,7 @@ class _Nodes:
 
     async def plan(self, state: SearchState) -> Command[Literal["make", "review", "finish"]]:
         self._fresh.pop(id(state["task"]), None)  # every job of the last fan-out is done
-        if _unreviewed(state):
+        if unreviewed(state):
             return Command(goto="review")
         tree = self.view(state)
         start = state.get("level_start", 0)
@@ -371,17 +372,15 @@ class _Nodes:
         return {"drafts": {candidate.id: candidate}, "judgments": [judged.judgment()]}
 
     async def review(self, state: SearchState) -> dict[str, Any]:
-        """A person's review of each candidate the last fan-out made, in the order made."""
-        tree = self.view(state)
-        reviewed: list[Judgment] = []
-        for waiting in _unreviewed(state):
-            candidate = state["drafts"][waiting.candidate_id].judged_as(waiting)
-            parent_id = candidate.parent_id
-            line = [] if parent_id is None else tree.path(parent_id)
-            judged = await self.ops.review(state["task"], candidate, line)
-            emit(CandidateEvent(round=judged.depth, candidate=judged))
-            reviewed.append(judged.judgment())
-        return {"judgments": reviewed}
+        """A person's review of the first candidate of the last fan-out that awaits one.
+        One a step: each answer is checkpointed before the next candidate is shown."""
+        waiting = unreviewed(state)[0]
+        candidate = state["drafts"][waiting.candidate_id].judged_as(waiting)
+        parent_id = candidate.parent_id
+        line = [] if parent_id is None else self.view(state).path(parent_id)
+        judged = await self.ops.review(state["task"], candidate, line)
+        emit(CandidateEvent(round=judged.depth, candidate=judged))
+        return {"judgments": [judged.judgment()]}
 
     async def finish(self, state: SearchState, config: RunnableConfig) -> dict[str, Any]:
         tree = self.view(state)
@@ -426,7 +425,7 @@ class _Joined(Sequence[Candidate]):
         yield from self._second
 
 
-def _unreviewed(state: SearchState) -> list[Judgment]:
+def unreviewed(state: Mapping[str, Any]) -> list[Judgment]:
     """Candidates judged by every critic but a person, in the order made."""
     reviews = state.get("reviews", [])
     if not reviews:
