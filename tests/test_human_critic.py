@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+import redraft
 from redraft import (
     ConfigError,
     CritiqueEvent,
@@ -732,3 +733,19 @@ async def test_a_stream_refuses_an_answer_that_is_not_a_human_answer(
 def test_a_badly_made_human_critic_is_a_config_error(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         HumanCritic(**options)
+
+
+def test_refine_refuses_a_person_it_could_never_hear_back_from(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    model = LiteLLMModel("openai/test-model", api_base=server.base_url, max_attempts=2)
+    with pytest.raises(ConfigError, match=r"refine\(\) ends with its Refiner"):
+        redraft.refine(TASK, model=model, critics=[HumanCritic()])
+    assert server.requests == []  # refused before any model was asked
+    # With a checkpoint file the pause outlives the call, and resumes from a new Refiner.
+    db = tmp_path / "runs.db"
+    waiting = redraft.refine(TASK, model=model, critics=[HumanCritic()], checkpointer=db)
+    assert waiting.stop_reason is StopReason.WAITING and waiting.thread_id
+    with Refiner(model, critics=[HumanCritic()], checkpointer=db) as refiner:
+        done = refiner.resume(waiting.thread_id, accept=True)
+    assert done.passed and done.final_id == "c0"
