@@ -247,6 +247,21 @@ class Lesson(_Model):
     score: float = Field(description="Cosine similarity to what was asked (0..1).")
 
 
+class ToolInvocation(_Model):
+    """One tool call a role made while writing a draft or a critique, and what came of it."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: str | None = Field(default=None, description="The output the model was shown.")
+    error: str | None = Field(default=None, description="Why the call failed, as shown.")
+    duration_s: float = 0.0
+    truncated: bool = Field(default=False, description="The output was cut to the tool's cap.")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 class Draft(_Model):
     """One version of the answer."""
 
@@ -268,6 +283,9 @@ class Draft(_Model):
     reflections: list[str] = Field(
         default_factory=list,
         description="What earlier failed attempts taught, given to the author (Reflexion).",
+    )
+    tool_calls: list[ToolInvocation] = Field(
+        default_factory=list, description="The tools the author called, in order."
     )
 
     def __str__(self) -> str:
@@ -341,6 +359,9 @@ class Critique(_Input):
     )
     comparison: Comparison | None = Field(
         default=None, description="A pairwise critic's verdict against the parent."
+    )
+    tool_calls: list[ToolInvocation] = Field(
+        default_factory=list, description="The tools the critic called, in order."
     )
 
     @classmethod

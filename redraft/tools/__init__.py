@@ -1,0 +1,18 @@
+"""Tools a role may call while it writes a draft or a critique: typed Python functions
+(`@tool`), one tool loop shared by every role, and built-in tools."""
+
+from redraft.tools.base import Tool, ToolContext, ToolError, tool, tools_from
+from redraft.tools.loop import ToolLimits, ToolRun, complete_with_tools
+from redraft.types import ToolInvocation
+
+__all__ = [
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolInvocation",
+    "ToolLimits",
+    "ToolRun",
+    "complete_with_tools",
+    "tool",
+    "tools_from",
+]
