@@ -46,7 +46,7 @@ from redraft.checkpoints import (
     memory_checkpointer,
     sqlite_checkpointer,
 )
-from redraft.checks import kind_of, shown, whole_number
+from redraft.checks import kind_of, number, shown, whole_number
 from redraft.engine.budgets import Budgets
 from redraft.engine.operations import Agents, Operations
 from redraft.engine.selection import Selection
@@ -60,6 +60,8 @@ from redraft.strategies import Refine, Strategy
 from redraft.strategies.config import describe_strategy
 from redraft.strategies.paused import Paused as _Paused
 from redraft.strategies.search import Search
+from redraft.tools.base import Tool, tools_from
+from redraft.tools.loop import DEFAULT_MAX_STEPS, DEFAULT_TOOL_TIME_S, ToolLimits
 from redraft.types import Event, HumanAnswer, Result, StopEvent, Task
 
 if TYPE_CHECKING:  # the memory needs the [memory] extra; only a configured one loads it
@@ -97,6 +99,10 @@ class Refiner:
     no patience, unless given. A critic that pauses for a person needs a checkpointer to be
     resumed after a restart; without one, pauses are kept in memory for this refiner's life.
 
+    `tools` (`redraft.tools.Tool`s or typed functions) are given to every role that has no
+    tools of its own (`LLMActor(tools=...)`, `LLMEditor`, `LLMCritic`); each answer may make
+    up to `max_tool_steps` turns of tool calls and spend `max_tool_time_s` in tools.
+
     Every value is checked here: a wrong one is a one-line `ConfigError` saying what to give.
     """
 
@@ -123,8 +129,14 @@ class Refiner:
         prompts: str | Path | PromptLibrary | None = None,
         memory: CorrectionMemory | str | Path | None = None,
         lessons: int = 3,
+        tools: Sequence[Tool | Callable[..., Any]] | None = None,
+        max_tool_steps: int = DEFAULT_MAX_STEPS,
+        max_tool_time_s: float = DEFAULT_TOOL_TIME_S,
     ) -> None:
         lessons = cast(int, whole_number("lessons", lessons, minimum=0))
+        run_tools = tools_from(tools)
+        whole_number("max_tool_steps", max_tool_steps, minimum=1, example=8)
+        number("max_tool_time_s", max_tool_time_s, above=0.0, meaning="seconds in tools per answer")
         self.critics = _critics(critics)
         # A run judged by people alone follows them: each revision revises the draft they
         # answered on last (their answers need not carry scores), until they accept one.
@@ -181,6 +193,8 @@ class Refiner:
             prompts=_prompts(prompts),
             memory=_memory(memory),  # opened last: nothing above can fail after it
             lessons=lessons,
+            tools=run_tools,
+            tool_limits=ToolLimits(max_steps=max_tool_steps, tool_time_s=max_tool_time_s),
         )
         self._builder = self.strategy.build(Operations(self.agents), self.budgets)
         self.graph: RunGraph = self._builder.compile(checkpointer=saver, name="redraft")
@@ -926,6 +940,9 @@ class RefinerOptions(TypedDict, total=False):
     prompts: str | Path | PromptLibrary | None
     memory: CorrectionMemory | str | Path | None
     lessons: int
+    tools: Sequence[Tool | Callable[..., Any]] | None
+    max_tool_steps: int
+    max_tool_time_s: float
 
 
 async def arefine(

@@ -775,12 +775,28 @@ class SelectEvent(_Model):
     note: str = ""  # why these were chosen, for people
 
 
+class ToolEvent(_Model):
+    """A tool call that ended, made by a role while it wrote a draft or a critique."""
+
+    kind: Literal["tool"] = "tool"
+    round: int  # the round of the draft written or judged
+    role: str  # "actor", "editor", or the critic's name
+    invocation: ToolInvocation
+
+
 class StopEvent(_Model):
     kind: Literal["stop"] = "stop"
     result: Result
 
 
 Event = Annotated[
-    DraftEvent | CritiqueEvent | RoundEvent | EditEvent | CandidateEvent | SelectEvent | StopEvent,
+    DraftEvent
+    | CritiqueEvent
+    | RoundEvent
+    | EditEvent
+    | CandidateEvent
+    | SelectEvent
+    | ToolEvent
+    | StopEvent,
     Field(discriminator="kind"),
 ]

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from redraft.agents.prompts import PromptLibrary
 from redraft.errors import ConfigError
-from redraft.models.base import ChatModel, ModelSettings
+from redraft.events import emit
+from redraft.models.base import ChatModel, ModelRequest, ModelSettings
 from redraft.models.resolve import resolve_model
-from redraft.types import Candidate, Draft, Lesson, Round, Rubric, Task, Variant
+from redraft.tools.base import Tool, ToolContext
+from redraft.tools.loop import DEFAULT_TOOL_LIMITS, ToolLimits, ToolRun, complete_with_tools
+from redraft.types import (
+    Candidate,
+    Draft,
+    Lesson,
+    Round,
+    Rubric,
+    Task,
+    ToolEvent,
+    ToolInvocation,
+    Variant,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,40 @@ class AgentContext:
     # candidate being judged, with what the critics before this one said (for a person).
     parent: Candidate | None = None
     candidate: Candidate | None = None
+    # The run's tools, for an agent that has none of its own, and the bounds of its loop.
+    tools: Sequence[Tool] = ()
+    tool_limits: ToolLimits = DEFAULT_TOOL_LIMITS
+
+    async def complete(
+        self,
+        model: ChatModel,
+        request: ModelRequest,
+        own_tools: Sequence[Tool] | None,
+        *,
+        role: str,
+        task: Task,
+        draft: Draft | None = None,
+        round: int = 0,
+    ) -> ToolRun:
+        """`request` answered by `model`, free to call the agent's tools (its own, else the
+        run's); each call is streamed as a `ToolEvent`."""
+        return await complete_with_tools(
+            model,
+            request,
+            self.tools_for(own_tools),
+            ToolContext(task=task, draft=draft, role=role),
+            self.tool_limits,
+            observe=self.tool_observer(role, round),
+        )
+
+    def tools_for(self, own_tools: Sequence[Tool] | None) -> Sequence[Tool]:
+        """An agent's tools: its own if it was given any (even none), else the run's."""
+        return self.tools if own_tools is None else own_tools
+
+    @staticmethod
+    def tool_observer(role: str, round: int) -> Callable[[ToolInvocation], None]:
+        """Streams each tool call of `role` as a `ToolEvent`."""
+        return lambda done: emit(ToolEvent(round=round, role=role, invocation=done))
 
     def settings(self, own: ModelSettings) -> ModelSettings:
         """An agent's own settings for this call: a variant's temperature replaces its own."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Literal, Protocol, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, cast
 
 from redraft.agents.base import AgentContext, optional_model
 from redraft.agents.patches import PatchError, apply_patches, parse_patches
@@ -19,6 +19,7 @@ from redraft.models.base import (
     user,
 )
 from redraft.models.limits import call_model
+from redraft.tools.base import Tool, tools_from
 from redraft.types import Critique, Draft, EditMode, Round, Task, Usage
 
 EditorMode = Literal["auto", "rewrite", "patch"]
@@ -56,8 +57,11 @@ class LLMEditor:
         patch_min_chars: int = 2000,
         temperature: float | None = None,
         repeat_temperature: float = 0.8,
+        tools: Sequence[Tool | Callable[..., Any]] | None = None,
     ) -> None:
         self.model = optional_model(model)
+        # None: the Refiner's tools; [] for none at all.
+        self.tools = None if tools is None else tools_from(tools, "LLMEditor tools")
         self.mode = cast(EditorMode, one_of("mode", mode, ("auto", "rewrite", "patch")))
         whole_number("patch_min_chars", patch_min_chars, minimum=0, example=2000)
         number("temperature", temperature, minimum=0.0, maximum=2.0, optional="the model's own")
@@ -107,15 +111,20 @@ class LLMEditor:
             ),
         ]
         started = time.perf_counter()
-        reply = await call_model(model, ModelRequest(messages=messages, settings=settings))
-        usage = reply.usage
+        request = ModelRequest(messages=messages, settings=settings)
+        run = await ctx.complete(
+            model, request, self.tools, role="editor", task=task, draft=draft, round=len(ctx.rounds)
+        )
+        reply, usage = run.completion, run.usage
         text, patches_applied, fell_back = reply.text.strip(), 0, False
         if mode is EditMode.PATCH:
             try:
                 patches = parse_patches(reply.text)
                 text, patches_applied = apply_patches(draft.text, patches), len(patches)
             except PatchError as exc:
-                text, retry_usage = await self._rewrite_after(model, messages, reply.text, exc, ctx)
+                text, retry_usage = await self._rewrite_after(
+                    model, run.messages, reply.text, exc, ctx
+                )
                 usage, fell_back = usage + retry_usage, True
         return Draft(
             text=text,
@@ -126,6 +135,7 @@ class LLMEditor:
             model=model.name,
             usage=usage,
             duration_s=time.perf_counter() - started,
+            tool_calls=run.invocations,
         )
 
     async def _rewrite_after(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -11,7 +13,9 @@ from redraft.agents.prompts import PromptLibrary
 from redraft.errors import StructuredOutputError
 from redraft.models.base import ChatModel, Message, ModelRequest, ModelSettings, assistant, user
 from redraft.models.limits import call_model
-from redraft.types import Usage
+from redraft.tools.base import Tool, ToolContext
+from redraft.tools.loop import Observer, ToolLimits, complete_with_tools
+from redraft.types import ToolInvocation, Usage
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
@@ -24,6 +28,15 @@ class StructuredAnswerError(StructuredOutputError):
         self.usage = usage
 
 
+@dataclass
+class StructuredRun(Generic[SchemaT]):
+    """A structured answer, what it cost, and the tool calls made on the way to it."""
+
+    parsed: SchemaT
+    usage: Usage
+    invocations: list[ToolInvocation] = field(default_factory=list)
+
+
 async def ask_structured(
     model: ChatModel,
     messages: list[Message],
@@ -32,22 +45,42 @@ async def ask_structured(
     settings: ModelSettings | None = None,
 ) -> tuple[SchemaT, Usage]:
     """Ask for a `schema` answer; on invalid output, re-ask once showing what was wrong."""
+    run = await ask_structured_with_tools(model, messages, schema, prompts, settings)
+    return run.parsed, run.usage
+
+
+async def ask_structured_with_tools(
+    model: ChatModel,
+    messages: list[Message],
+    schema: type[SchemaT],
+    prompts: PromptLibrary,
+    settings: ModelSettings | None = None,
+    *,
+    tools: Sequence[Tool] = (),
+    tool_ctx: ToolContext | None = None,
+    limits: ToolLimits | None = None,
+    observe: Observer | None = None,
+) -> StructuredRun[SchemaT]:
+    """`ask_structured`, the model free to call `tools` before it answers; the re-ask after
+    an invalid answer sees the tool turns but may call no more tools."""
     if getattr(model, "schema_in_prompt", False):
         messages = with_schema_instruction(messages, schema, prompts)
     request = ModelRequest(messages=messages, output_schema=schema, settings=settings)
-    completion = await call_model(model, request)
-    usage = completion.usage
+    run = await complete_with_tools(
+        model, request, tools, tool_ctx or ToolContext(), limits or ToolLimits(), observe=observe
+    )
+    completion, usage = run.completion, run.usage
     if isinstance(completion.parsed, schema):
-        return completion.parsed, usage
+        return StructuredRun(completion.parsed, usage, run.invocations)
     repair = [
-        *messages,
+        *run.messages,
         assistant(completion.text),
         user(prompts.render("repair.md", error=completion.parse_error)),
     ]
     retry = await call_model(model, request.model_copy(update={"messages": repair}))
     usage = usage + retry.usage
     if isinstance(retry.parsed, schema):
-        return retry.parsed, usage
+        return StructuredRun(retry.parsed, usage, run.invocations)
     raise StructuredAnswerError(
         f"{model.name} gave no valid {schema.__name__} after one repair: {retry.parse_error}",
         usage,

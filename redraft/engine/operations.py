@@ -29,6 +29,8 @@ from redraft.engine.selection import aggregate
 from redraft.errors import describe
 from redraft.events import emit
 from redraft.models.base import ChatModel
+from redraft.tools.base import Tool
+from redraft.tools.loop import DEFAULT_TOOL_LIMITS, ToolLimits
 from redraft.types import (
     Candidate,
     Critique,
@@ -66,6 +68,8 @@ class Agents:
     prompts: PromptLibrary
     memory: CorrectionMemory | None = None
     lessons: int = 3  # most past corrections given to the actor or editor per call
+    tools: Sequence[Tool] = ()  # for every role without tools of its own
+    tool_limits: ToolLimits = DEFAULT_TOOL_LIMITS
     # Reflects on a failed attempt, with the editor's model unless it has its own.
     reflector: Reflector = field(default_factory=LLMReflector)
 
@@ -148,7 +152,12 @@ class Operations:
         else:
             lessons = await self.recall(task)
             ctx = AgentContext(
-                self.agents.actor_model, self.agents.prompts, lessons=lessons, variant=variant
+                self.agents.actor_model,
+                self.agents.prompts,
+                lessons=lessons,
+                variant=variant,
+                tools=self.agents.tools,
+                tool_limits=self.agents.tool_limits,
             )
             draft = await contained(self.agents.actor.draft(task, ctx))
         draft = draft.model_copy(
@@ -178,7 +187,12 @@ class Operations:
         started = time.perf_counter()
         parent = _parent_in(candidate, line)
         ctx = AgentContext(
-            self.agents.critic_model, self.agents.prompts, RoundsView(line), parent=parent
+            self.agents.critic_model,
+            self.agents.prompts,
+            RoundsView(line),
+            parent=parent,
+            tools=self.agents.tools,
+            tool_limits=self.agents.tool_limits,
         )
         critics = [
             critic
@@ -206,6 +220,8 @@ class Operations:
                 RoundsView(line),
                 parent=parent,
                 candidate=shown,
+                tools=self.agents.tools,
+                tool_limits=self.agents.tool_limits,
             )
             critiques.append(await self._one(critic, candidate, task, ctx))
         duration = candidate.duration_s + time.perf_counter() - started
@@ -254,6 +270,8 @@ class Operations:
                 avoid,
                 variant=variant,
                 siblings=[s.draft for s in siblings],
+                tools=self.agents.tools,
+                tool_limits=self.agents.tool_limits,
             )
             try:
                 draft = await contained(
@@ -308,7 +326,7 @@ class Operations:
         # The editor's model: its own, if it was given one, else the run's for the editor.
         own = getattr(self.agents.editor, "model", None)
         model = own if isinstance(own, ChatModel) else self.agents.editor_model
-        ctx = AgentContext(model, self.agents.prompts, reflections=tuple(reflections))
+        ctx = AgentContext(model, self.agents.prompts, reflections=tuple(reflections))  # no tools
         try:
             reflection = await contained(self.agents.reflector.reflect(attempt, task, ctx))
         except RunInterrupted:
@@ -322,7 +340,12 @@ class Operations:
         learned = [*reflections, reflection.text]
         lessons = await self.recall(task, parent.critiques)
         ctx = AgentContext(
-            self.agents.actor_model, self.agents.prompts, lessons=lessons, reflections=learned
+            self.agents.actor_model,
+            self.agents.prompts,
+            lessons=lessons,
+            reflections=learned,
+            tools=self.agents.tools,
+            tool_limits=self.agents.tool_limits,
         )
         try:
             draft = await contained(self.agents.actor.draft(task, ctx))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from redraft.models.base import ChatModel, Completion, Message, ModelRequest, ToolCall, user
@@ -21,6 +21,7 @@ from redraft.models.limits import call_model
 from redraft.tools.base import Tool, ToolContext, ToolError
 from redraft.types import ToolInvocation, Usage
 
+Observer = Callable[[ToolInvocation], None]
 DEFAULT_MAX_STEPS = 8
 DEFAULT_TOOL_TIME_S = 120.0
 FINAL_ANSWER = (
@@ -35,6 +36,9 @@ class ToolLimits:
 
     max_steps: int = DEFAULT_MAX_STEPS
     tool_time_s: float = DEFAULT_TOOL_TIME_S
+
+
+DEFAULT_TOOL_LIMITS = ToolLimits()
 
 
 @dataclass
@@ -53,9 +57,12 @@ async def complete_with_tools(
     request: ModelRequest,
     tools: Sequence[Tool],
     ctx: ToolContext,
-    limits: ToolLimits = ToolLimits(),
+    limits: ToolLimits = DEFAULT_TOOL_LIMITS,
+    *,
+    observe: Observer | None = None,
 ) -> ToolRun:
-    """`request` answered by `model`, which may call `tools` on the way."""
+    """`request` answered by `model`, which may call `tools` on the way; `observe` is told
+    of each call as it ends (the events of a run)."""
     if not tools:
         completion = await call_model(model, request)
         return ToolRun(completion, [], completion.usage, list(request.messages))
@@ -77,7 +84,10 @@ async def complete_with_tools(
         started = time.perf_counter()
         budget = max(limits.tool_time_s - spent_s, 0.001)
         made = await asyncio.gather(
-            *(_invoke(by_name.get(call.name), call, ctx, budget) for call in completion.tool_calls)
+            *(
+                _invoke(by_name.get(call.name), call, ctx, budget, observe)
+                for call in completion.tool_calls
+            )
         )
         spent_s += time.perf_counter() - started
         invocations.extend(made)
@@ -93,9 +103,22 @@ async def complete_with_tools(
 
 
 async def _invoke(
-    tool: Tool | None, call: ToolCall, ctx: ToolContext, budget_s: float
+    tool: Tool | None,
+    call: ToolCall,
+    ctx: ToolContext,
+    budget_s: float,
+    observe: Observer | None,
 ) -> ToolInvocation:
     """Run one call; whatever happens is its invocation, never an exception."""
+    done = await _outcome(tool, call, ctx, budget_s)
+    if observe is not None:
+        observe(done)
+    return done
+
+
+async def _outcome(
+    tool: Tool | None, call: ToolCall, ctx: ToolContext, budget_s: float
+) -> ToolInvocation:
     started = time.perf_counter()
     if tool is None:
         return ToolInvocation(

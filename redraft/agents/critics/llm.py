@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import cast
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from pydantic import BaseModel, Field
 
 from redraft.agents.base import AgentContext, optional_model, rubric_of
 from redraft.agents.critics.base import failed_critique
-from redraft.agents.structured import StructuredAnswerError, ask_structured
+from redraft.agents.structured import StructuredAnswerError, ask_structured_with_tools
 from redraft.checks import flag, kind_of, number, shown, text
 from redraft.errors import ConfigError, ModelError
 from redraft.models.base import ChatModel, ModelSettings, system, user
+from redraft.tools.base import Tool, ToolContext, tools_from
 from redraft.types import Critique, Draft, Issue, Rubric, Task
 
 
@@ -43,8 +45,11 @@ class LLMCritic:
         use_reference: bool = True,
         weight: float = 1.0,
         temperature: float | None = 0.0,
+        tools: Sequence[Tool | Callable[..., Any]] | None = None,
     ) -> None:
         self.model = optional_model(model)
+        # None: the Refiner's tools; [] for none at all.
+        self.tools = None if tools is None else tools_from(tools, "LLMCritic tools")
         self._name = cast(str, text("name", name))
         if rubric is not None and not isinstance(rubric, (str, Rubric)):
             raise ConfigError(
@@ -99,13 +104,22 @@ class LLMCritic:
         ]
         started = time.perf_counter()
         try:
-            verdict, usage = await ask_structured(
-                model, messages, RubricVerdict, ctx.prompts, self.settings
+            run = await ask_structured_with_tools(
+                model,
+                messages,
+                RubricVerdict,
+                ctx.prompts,
+                self.settings,
+                tools=ctx.tools_for(self.tools),
+                tool_ctx=ToolContext(task=task, draft=draft, role=self.name),
+                limits=ctx.tool_limits,
+                observe=ctx.tool_observer(self.name, draft.round),
             )
         except StructuredAnswerError as exc:
             return failed_critique(self.name, str(exc), model, exc.usage, self.weight, started)
         except ModelError as exc:
             return failed_critique(self.name, str(exc), model, None, self.weight, started)
+        verdict, usage = run.parsed, run.usage
         pass_score = self.pass_score or rubric.pass_score
         return Critique(
             critic=self.name,
@@ -119,6 +133,7 @@ class LLMCritic:
             model=model.name,
             usage=usage,
             duration_s=time.perf_counter() - started,
+            tool_calls=run.invocations,
         )
 
 
