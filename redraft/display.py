@@ -15,7 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from redraft.engine.selection import rank
-from redraft.types import Candidate, Origin, Result, Round
+from redraft.types import Candidate, Origin, Result, Round, ToolInvocation
 
 LARGE_TREE = 60  # candidates beyond which the tree shows the main line's surroundings only
 MOST_CHILDREN = 8  # in a large tree, the children shown under one node (the rest counted)
@@ -33,6 +33,9 @@ def rounds_table(result: Result) -> Table:
         table.add_column(name, justify="right")
     table.add_column("score", justify="right")
     table.add_column("chars", justify="right")
+    with_tools = any(_tool_calls(r) for r in result.rounds)
+    if with_tools:
+        table.add_column("tools", justify="right")
     for round_ in result.rounds:
         by_critic = {c.critic: c for c in round_.critiques}
         cells = []
@@ -54,8 +57,41 @@ def rounds_table(result: Result) -> Table:
             *cells,
             f"{round_.score:.2f}",
             str(len(round_.draft.text)),
+            *([_tools_cell(round_)] if with_tools else []),
         )
     return table
+
+
+def _tool_calls(round_: Round) -> list[ToolInvocation]:
+    """Every tool call made for this round: by its author and by its critics."""
+    return [*round_.draft.tool_calls, *(t for c in round_.critiques for t in c.tool_calls)]
+
+
+MOST_TOOL_LINES = 20
+
+
+def tool_calls_text(result: Result) -> Text:
+    """The tool calls of the main line, one a line: who called what, and what came back."""
+    lines: list[tuple[int, str, ToolInvocation]] = []
+    for round_ in result.rounds:
+        lines.extend((round_.index, round_.draft.author, t) for t in round_.draft.tool_calls)
+        lines.extend((round_.index, c.critic, t) for c in round_.critiques for t in c.tool_calls)
+    text = Text("tool calls\n", style="bold")
+    for index, who, call in lines[:MOST_TOOL_LINES]:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+        outcome = f"error: {call.error}" if call.error is not None else (call.result or "")
+        text.append(f"  round {index} · {who} · ")
+        text.append(f"{call.name}({arguments})", style="cyan")
+        text.append(f" → {' '.join(outcome.split())[:160]}\n", style="red" if call.error else "")
+    if len(lines) > MOST_TOOL_LINES:
+        text.append(f"  … and {len(lines) - MOST_TOOL_LINES} more\n", style="dim")
+    return text
+
+
+def _tools_cell(round_: Round) -> str:
+    calls = _tool_calls(round_)
+    failed = sum(not call.ok for call in calls)
+    return f"{len(calls)}" + (f" [red]({failed} failed)[/]" if failed else "")
 
 
 def _author(round_: Round) -> str:
@@ -257,6 +293,8 @@ def render_result(
     if is_tree(result):
         parts.append(candidate_tree(result))
     parts.append(rounds_table(result))
+    if any(_tool_calls(r) for r in result.rounds):
+        parts.append(tool_calls_text(result))
     if result.lessons:
         parts.append(lessons_text(result))
     if result.waiting is not None:

@@ -27,6 +27,7 @@ from redraft.types import (
     SelectEvent,
     StopEvent,
     StopReason,
+    ToolEvent,
 )
 
 STOP_MEANINGS = {
@@ -88,6 +89,8 @@ class ProgressView:
             self.status = f"round {event.round} · critics {self._judged}/{self.critics}"
         elif isinstance(event, RoundEvent):
             self._round(event)
+        elif isinstance(event, ToolEvent):
+            self.lines.append(tool_line(event))
         elif isinstance(event, StopEvent):
             # The editor can stop a run too (a repeat, a failed call): no round said so.
             if not self._stopped:
@@ -214,6 +217,30 @@ def critique_line(event: CritiqueEvent) -> Text:
     line.no_wrap = True
     line.overflow = "ellipsis"
     return line
+
+
+def tool_line(event: ToolEvent) -> Text:
+    """`  tool add(a=2, b=3) → 5 · editor · 0.01s`: one tool call and what came of it."""
+    call = event.invocation
+    arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    if call.error is not None:
+        outcome: tuple[str, str] = (f"error: {call.error}", "red")
+    else:
+        outcome = (_one_line(call.result or ""), "")
+    line = Text.assemble(
+        "  tool ",
+        (f"{call.name}({arguments})", "cyan"),
+        " → ",
+        outcome,
+        (f" · {event.role} · {call.duration_s:.2f}s", "dim"),
+    )
+    line.no_wrap = True
+    line.overflow = "ellipsis"
+    return line
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
 
 
 def candidate_line(candidate: Candidate) -> Text:
