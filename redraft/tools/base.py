@@ -10,6 +10,7 @@ against the same pydantic model before the function runs; a parameter annotated 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import re
@@ -67,6 +68,8 @@ class Tool:
         if not callable(fn):
             raise ConfigError(f"a tool needs a function, not {kind_of(fn)} {shown(fn)}")
         label = getattr(fn, "__name__", type(fn).__name__)
+        if name is None and label == "<lambda>":
+            raise ConfigError("a lambda has no name: pass name=... to make a tool of it")
         self.name = tool_name(name if name is not None else label)
         number("timeout_s", timeout_s, above=0.0, optional="no time limit")
         if isinstance(max_output_chars, bool) or not isinstance(max_output_chars, int):
@@ -323,9 +326,12 @@ async def _in_own_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
             value = fn(**kwargs)
         except BaseException as exc:  # handed to the awaiting call, whatever it is
             error = exc
-            loop.call_soon_threadsafe(settle, lambda: done.set_exception(error))
+            outcome: Callable[[], None] = lambda: done.set_exception(error)  # noqa: E731
         else:
-            loop.call_soon_threadsafe(settle, lambda: done.set_result(value))
+            outcome = lambda: done.set_result(value)  # noqa: E731
+        # An abandoned call may end after its loop has closed: nobody waits for it then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, outcome)
 
     threading.Thread(target=work, name=f"redraft-tool-{fn.__name__}", daemon=True).start()
     return await done
