@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -310,10 +311,38 @@ def tools_from(given: object, where: str = "tools") -> list[Tool]:
     return found
 
 
+class _DaemonThreads:
+    """Daemon threads that run sync tools, reused from call to call (starting a thread per
+    call cost more than the loop's own work). Daemons, because a call abandoned at its
+    timeout may never return, and the interpreter must still be able to exit; a thread
+    pool of the standard library would be joined at exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+            else:  # every thread is busy (or hung): one more
+                threading.Thread(target=self._serve, name="redraft-tool", daemon=True).start()
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
+_THREADS = _DaemonThreads()
+
+
 async def _in_own_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """`fn(**kwargs)` in a daemon thread of its own, so that a slow sync tool stalls neither
-    the event loop nor, once abandoned at its timeout, the loop's shutdown (a thread of the
-    default executor would be waited for)."""
+    """`fn(**kwargs)` in a daemon thread, so that a slow sync tool stalls neither the event
+    loop nor, once abandoned at its timeout, the loop's shutdown."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()
 
@@ -333,7 +362,7 @@ async def _in_own_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, outcome)
 
-    threading.Thread(target=work, name=f"redraft-tool-{fn.__name__}", daemon=True).start()
+    _THREADS.submit(work)
     return await done
 
 
