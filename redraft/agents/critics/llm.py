@@ -90,6 +90,7 @@ class LLMCritic:
     async def critique(self, draft: Draft, task: Task, ctx: AgentContext) -> Critique:
         model = ctx.pick_model(self.model, f"critic '{self.name}'")
         rubric = rubric_of(task, self.rubric)
+        tools = ctx.tools_for(self.tools)
         messages = [
             system(ctx.prompts.render("critic_system.md")),
             user(
@@ -99,6 +100,7 @@ class LLMCritic:
                     draft=draft.text,
                     rubric=rubric,
                     reference=task.reference if self.use_reference else None,
+                    tools=[t.name for t in tools],
                 )
             ),
         ]
@@ -110,7 +112,7 @@ class LLMCritic:
                 RubricVerdict,
                 ctx.prompts,
                 self.settings,
-                tools=ctx.tools_for(self.tools),
+                tools=tools,
                 tool_ctx=ToolContext(task=task, draft=draft, role=self.name),
                 limits=ctx.tool_limits,
                 observe=ctx.tool_observer(self.name, draft.round),
