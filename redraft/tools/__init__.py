@@ -3,9 +3,12 @@
 
 from redraft.tools.base import Tool, ToolContext, ToolError, tool, tools_from
 from redraft.tools.loop import ToolLimits, ToolRun, complete_with_tools
+from redraft.tools.python import PythonResult, PythonTool
 from redraft.types import ToolInvocation
 
 __all__ = [
+    "PythonResult",
+    "PythonTool",
     "Tool",
     "ToolContext",
     "ToolError",
