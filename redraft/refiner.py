@@ -320,9 +320,12 @@ class Refiner:
         return list(unique.values())
 
     def resources(self) -> list[object]:
-        """Everything this refiner may open and must release: its models, and every agent
-        with a `close` or `aclose` (a `TestsCritic`'s sandbox pool, a local model's worker)."""
-        found: list[object] = [*self.models(), self.actor, *self.critics, self.editor]
+        """Everything this refiner may open and must release: its models, and every agent and
+        tool with a `close` or `aclose` (a `TestsCritic`'s sandbox pool, a `PythonTool`'s, a
+        local model's worker)."""
+        agents: list[object] = [self.actor, *self.critics, self.editor]
+        tools = [*self.agents.tools, *(t for a in agents for t in getattr(a, "tools", None) or [])]
+        found: list[object] = [*self.models(), *agents, *tools]
         unique = {id(r): r for r in found if _closer(r) is not None}
         return list(unique.values())
 

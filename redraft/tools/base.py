@@ -38,11 +38,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True)
 class ToolContext:
     """What a tool may know about the call: the task, the draft under judgement (for a
-    critic's tools; the draft being revised for the editor's), and the role calling it."""
+    critic's tools; the draft being revised for the editor's), the role calling it, and the
+    conversation: an id the tool loop gives each of its runs (one per `complete_with_tools`),
+    by which a tool that keeps state across calls keeps it apart per loop ("" outside one)."""
 
     task: Task | None = None
     draft: Draft | None = None
     role: str = ""
+    conversation: str = ""
 
 
 class ToolError(Exception):

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redraft.models.base import ChatModel, Completion, Message, ModelRequest, ToolCall, user
 from redraft.models.limits import call_model
@@ -66,6 +67,8 @@ async def complete_with_tools(
     if not tools:
         completion = await call_model(model, request)
         return ToolRun(completion, [], completion.usage, list(request.messages))
+    # Each loop is a conversation of its own: state a tool keeps for one is not another's.
+    ctx = replace(ctx, conversation=uuid.uuid4().hex)
     by_name = {t.name: t for t in tools}
     specs = [t.spec for t in tools]
     messages = list(request.messages)
