@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
+from redraft import LLMCritic, Refiner
 from redraft.errors import ConfigError
 from redraft.models.base import ModelRequest, user
 from redraft.models.litellm import LiteLLMModel
 from redraft.sandboxes import Limits, Sandbox
 from redraft.testing import OpenAIServer, ServerReply
-from redraft.testing.openai_server import ChatRequest
+from redraft.testing.openai_server import ChatRequest, role_of
 from redraft.tools import (
     PythonResult,
     PythonTool,
@@ -440,3 +441,40 @@ async def test_each_run_of_the_tool_loop_is_a_conversation_of_its_own() -> None:
     first, second = seen
     assert first.conversation and second.conversation and first.conversation != second.conversation
     assert first.role == second.role == "critic"
+
+
+def test_a_critic_checks_a_claim_by_running_code_and_the_refiner_closes_the_tool() -> None:
+    """CRITIC's way: the critic runs code to check the draft's claim, then judges by what
+    the code printed; the Refiner owns the sandbox the tool opened and closes it."""
+    python = PythonTool("bwrap", limits=LIMITS)
+    exact = str(2**100)
+
+    def handle(request: ChatRequest) -> ServerReply | str:
+        role = role_of(request)
+        if role == "actor":
+            return "2**100 is 1267650600228229401496703205000"  # the last digits are wrong
+        if role == "editor":
+            return f"2**100 is {exact}"
+        turns = sum(1 for m in request.messages if m.get("role") == "assistant")
+        if turns == 0:
+            return call("2**100")
+        checked = json.loads(request.messages[-1]["content"])["output"]
+        right = exact in checked and exact in request.prompt.split("</answer>")[0]
+        problem = [] if right else [{"problem": f"2**100 is {exact}", "suggestion": "fix it"}]
+        verdict = {"feedback": f"python says {exact}", "summary": "checked", "issues": problem}
+        return json.dumps({**verdict, "score": 5 if right else 1})
+
+    with OpenAIServer(handle) as server:
+        model = LiteLLMModel("openai/test-model", api_base=server.base_url, max_attempts=1)
+        refiner = Refiner(model, critics=[LLMCritic(tools=[python])])
+        assert python in refiner.resources()
+        with refiner:
+            result = refiner.run("What is 2**100?")
+    assert result.passed and result.text == f"2**100 is {exact}"
+    calls = [r.critiques[0].tool_calls for r in result.rounds]
+    assert [[c.arguments for c in round_calls] for round_calls in calls] == [
+        [{"code": "2**100"}],
+        [{"code": "2**100"}],
+    ]
+    assert all(exact in (c[0].result or "") for c in calls)
+    assert isinstance(python._sandbox, str)  # closed: back to the name it opens next time
