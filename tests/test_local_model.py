@@ -227,10 +227,20 @@ def test_stop_strings_cut_each_reply(model: LocalModel) -> None:
     assert alone.finish_reason == "stop"
 
 
-def test_tools_are_a_clear_error(model: LocalModel) -> None:
-    with pytest.raises(ConfigError, match="tool calling is not supported"):
-        request = ModelRequest(messages=[user("hi")], tools=[ToolSpec(name="search")])
-        asyncio.run(model.complete(request))
+def test_tools_with_a_template_that_takes_none_are_a_clear_error(model: LocalModel) -> None:
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            model.complete(ModelRequest(messages=[user("hi")], tools=[ToolSpec(name="search")])),
+            model.complete(ask("one two")),
+            return_exceptions=True,
+        )
+
+    refused, answered = asyncio.run(main())
+    assert isinstance(refused, ConfigError)
+    message = str(refused)
+    assert message.startswith(f"{model.name}: its chat template takes no tools")
+    assert "tokenizer.chat_template" in message and "\n" not in message
+    assert not isinstance(answered, BaseException)  # the batch it was in went on
 
 
 def test_a_missing_model_offline_is_a_clear_error_at_once() -> None:

@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from redraft.types import Usage
 
+# The key under which a tool call's arguments keep the model's text when it is not a JSON
+# object: a tool's argument check then tells the model what is wrong. Never a valid argument
+# name (pydantic fields cannot start with "_").
+RAW_ARGUMENTS = "_raw"
+
 
 class ToolCall(BaseModel):
     id: str

@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from redraft.errors import ConfigError, ModelError
-from redraft.models.base import Completion, ModelRequest, ToolCall, with_parsed
+from redraft.models.base import RAW_ARGUMENTS, Completion, ModelRequest, ToolCall, with_parsed
 from redraft.models.endpoints import check_api_base
 from redraft.types import Usage
 
@@ -716,5 +716,5 @@ def _tool_call(call: Any) -> ToolCall:
         arguments = None
     if not isinstance(arguments, dict):
         # Keep what the model sent, so the tool's argument validation can say what is wrong.
-        arguments = {"_raw": raw}
+        arguments = {RAW_ARGUMENTS: raw}
     return ToolCall(id=str(call.id or ""), name=str(function.name or ""), arguments=arguments)

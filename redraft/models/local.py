@@ -5,6 +5,10 @@ by a `BatchScheduler` and run as one left-padded `generate` per batch, each call
 own text and usage back. Loading happens on the first call (or `load()`), never at import or
 resolution, and torch/transformers are imported only then: `import redraft` stays light.
 
+With `tools`, the tools go to the chat template (`apply_chat_template(..., tools=...)`), which
+shows them to the model in its own format; the calls it writes back are read from the text
+(`tool_calls.py`). Tool requests batch with any others.
+
 A model id is looked up in the local Hugging Face cache first; only when it is missing and the
 hub is not known to be offline is the hub asked, with a short timeout, before downloading. So an
 offline machine gets a ConfigError naming what to do at once, never a hang.
@@ -16,15 +20,19 @@ import copy
 import importlib
 import importlib.util
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
 from redraft.errors import ConfigError, ModelError
-from redraft.models.base import Completion, ModelRequest, with_parsed
+from redraft.models.base import Completion, Message, ModelRequest, ToolCall, with_parsed
 from redraft.models.batching import BatchScheduler
+from redraft.models.tool_calls import TOOL_MARKUP, parse_tool_calls
 from redraft.types import Usage
 
 LOCAL_PREFIX = "hf:"
@@ -34,6 +42,8 @@ DEFAULT_MAX_TOKENS = 1024
 HUB_PROBE_TIMEOUT_S = 5.0
 INSTALL_HINT = "pip install 'redraft[local]'"
 _TRUTHY = {"1", "on", "yes", "true"}
+# A template that never reads `tools` drops them silently: the model would never know of them.
+_READS_TOOLS = re.compile(r"\btools\b")
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class _Request:
     temperature: float | None
     max_tokens: int
     stop: tuple[str, ...]
+    tools: list[dict[str, Any]] | None = None  # in the OpenAI shape chat templates take
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,8 @@ class LocalModel:
         self._eos_ids: frozenset[int] = frozenset()
         self._pad_id = 0
         self._max_positions: int | None = None
+        self._takes_tools = False
+        self._hidden_ids: frozenset[int] = frozenset()  # dropped from a tool reply's text
 
     @property
     def name(self) -> str:
@@ -266,6 +279,8 @@ class LocalModel:
         self._pad_id = int(pad) if pad is not None else min(self._eos_ids, default=0)
         positions = getattr(model.config, "max_position_embeddings", None)
         self._max_positions = int(positions) if isinstance(positions, int) else None
+        self._takes_tools = _template_takes_tools(tokenizer)
+        self._hidden_ids = _hidden_ids(tokenizer)
         self._torch, self._tokenizer, self._model = torch, tokenizer, model
 
     def _from_pretrained(
@@ -293,24 +308,29 @@ class LocalModel:
     # -- calling ---------------------------------------------------------------------------
 
     async def complete(self, request: ModelRequest) -> Completion:
-        if request.tools:
-            raise ConfigError(
-                f"{self.name}: tool calling is not supported by local hf: models; use an API "
-                "model or a local server (e.g. ollama/...) for critics with tools"
-            )
         started = time.monotonic()
         settings = request.settings
-        chat = [message.to_openai() for message in request.messages]
+        chat = [_chat_message(message) for message in request.messages]
+        tools = [spec.to_openai() for spec in request.tools] if request.tools else None
         temperature = settings.temperature if settings else None
         temperature = self.temperature if temperature is None else temperature
         max_tokens = settings.max_tokens if settings and settings.max_tokens else self.max_tokens
         stop = tuple(settings.stop) if settings and settings.stop else ()
-        job = _Request(chat, temperature, max_tokens, stop)
-        # Greedy calls share a batch whatever their temperature field said.
+        job = _Request(chat, temperature, max_tokens, stop, tools)
+        # Greedy calls share a batch whatever their temperature field said; tools change only
+        # the prompt and the reading of the reply, so tool calls batch with the rest.
         key = (None if temperature is None else max(temperature, 0.0), max_tokens, stop)
         output = await self.scheduler.submit(job, key)
+        text, finish_reason = output.text, output.finish_reason
+        calls: list[ToolCall] = []
+        if tools:
+            reply = parse_tool_calls(text)
+            text, calls = reply.text, reply.calls
+            if calls:
+                finish_reason = "tool_calls"  # as API models say it
         completion = Completion(
-            text=output.text,
+            text=text,
+            tool_calls=calls,
             usage=Usage(
                 input_tokens=output.prompt_tokens,
                 output_tokens=output.completion_tokens,
@@ -318,7 +338,7 @@ class LocalModel:
                 latency_s=time.monotonic() - started,
             ),
             model=self.name,
-            finish_reason=output.finish_reason,
+            finish_reason=finish_reason,
         )
         return with_parsed(completion, request.output_schema)
 
@@ -363,9 +383,25 @@ class LocalModel:
         return outcomes
 
     def _encode(self, request: _Request) -> list[int]:
-        text = self._tokenizer.apply_chat_template(
-            request.messages, tokenize=False, add_generation_prompt=True
-        )
+        if request.tools and not self._takes_tools:
+            raise ConfigError(
+                f"{self.name}: its chat template takes no tools, so tool calling is not "
+                "possible with it: use a model whose template does (e.g. "
+                "hf:Qwen/Qwen2.5-7B-Instruct or hf:meta-llama/Llama-3.1-8B-Instruct), set a "
+                "tokenizer.chat_template that renders `tools` in its folder, or give the role "
+                "with tools an API model or a local server (e.g. ollama/...)"
+            )
+        try:
+            text = self._render(request.messages, request.tools)
+        except TemplateError as exc:  # the template's own raise_exception
+            # Llama 3.1's takes one call a turn; its model asks for one, but may write several.
+            split = _one_call_a_turn(request.messages)
+            if split is None:
+                raise self._refused(exc) from exc
+            try:
+                text = self._render(split, request.tools)
+            except TemplateError as again:
+                raise self._refused(again) from again
         # The template already holds any BOS token; the tokenizer must not add another.
         ids = [int(i) for i in self._tokenizer(text, add_special_tokens=False)["input_ids"]]
         if self._max_positions is not None and len(ids) >= self._max_positions:
@@ -374,6 +410,16 @@ class LocalModel:
                 f"it takes at most {self._max_positions}"
             )
         return ids
+
+    def _render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+        text: str = self._tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=True
+        )
+        return text
+
+    def _refused(self, exc: TemplateError) -> ModelError:
+        why = _one_line(exc)
+        return ModelError(f"{self.name}: its chat template refuses this conversation: {why}")
 
     def _generation_config(self, request: _Request) -> Any:
         config = copy.deepcopy(self._model.generation_config)
@@ -398,7 +444,11 @@ class LocalModel:
             own, counted, finish = tokens[:end], end + 1, "stop"
         else:
             own, counted, finish = tokens, len(tokens), "length"
-        text = self._tokenizer.decode(own, skip_special_tokens=True)
+        if request.tools:  # the call markup may be special tokens: keep those for the parser
+            kept = [token for token in own if token not in self._hidden_ids]
+            text = self._tokenizer.decode(kept, skip_special_tokens=False)
+        else:
+            text = self._tokenizer.decode(own, skip_special_tokens=True)
         cut = min((i for i in (text.find(s) for s in request.stop) if i >= 0), default=-1)
         if cut >= 0:
             text, finish = text[:cut], "stop"
@@ -410,6 +460,71 @@ class LocalModel:
     def close(self) -> None:
         """Stop the worker thread (the weights stay until `unload()` or garbage collection)."""
         self.scheduler.close()
+
+
+def _chat_message(message: Message) -> dict[str, Any]:
+    """A message as chat templates take it: like the OpenAI shape, but with each tool call's
+    arguments as an object, which the templates write out as JSON themselves."""
+    chat = message.to_openai()
+    if message.tool_calls:
+        chat["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    return chat
+
+
+def _one_call_a_turn(messages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The conversation with each assistant turn of several tool calls made one turn per call,
+    each followed by its result (the tool loop sends the results in the order of the calls);
+    None when no turn has several."""
+    split: list[dict[str, Any]] = []
+    at = 0
+    while at < len(messages):
+        message = messages[at]
+        calls = message.get("tool_calls") or []
+        at += 1
+        if message["role"] != "assistant" or len(calls) < 2:
+            split.append(message)
+            continue
+        results = []
+        while at < len(messages) and messages[at]["role"] == "tool":
+            results.append(messages[at])
+            at += 1
+        for index, call in enumerate(calls):
+            split.append({**message, "content": message["content"] if index == 0 else ""})
+            split[-1]["tool_calls"] = [call]
+            split.extend(results[index : index + 1])
+        split.extend(results[len(calls) :])
+    return split if len(split) > len(messages) else None
+
+
+def _template_takes_tools(tokenizer: Any) -> bool:
+    """Whether the template used with tools (a "tool_use" one where the tokenizer has several)
+    reads them."""
+    try:
+        template = tokenizer.get_chat_template(tools=[{}])
+    except (AttributeError, TypeError, ValueError):  # transformers without it, or no template
+        template = tokenizer.chat_template
+        if isinstance(template, dict):
+            template = template.get("tool_use", template.get("default"))
+    return isinstance(template, str) and _READS_TOOLS.search(template) is not None
+
+
+def _hidden_ids(tokenizer: Any) -> frozenset[int]:
+    """The special tokens decoding drops, but for those that mark tool calls."""
+    special = {int(i) for i in getattr(tokenizer, "all_special_ids", [])}
+    markup: set[int] = set()
+    for index, token in getattr(tokenizer, "added_tokens_decoder", {}).items():
+        if getattr(token, "content", str(token)) in TOOL_MARKUP:
+            markup.add(int(index))
+        elif getattr(token, "special", False):
+            special.add(int(index))
+    return frozenset(special - markup)
 
 
 def _best_device(torch: Any) -> str:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from redraft.checks import kind_of, number, shown
 from redraft.errors import ConfigError
-from redraft.models.base import ToolSpec
+from redraft.models.base import RAW_ARGUMENTS, ToolSpec
 from redraft.types import Draft, Task
 
 # What OpenAI (and so most providers) accept as a function name.
@@ -124,6 +124,11 @@ class Tool:
 
     def validate(self, arguments: Mapping[str, Any] | str) -> BaseModel:
         """The arguments as the model of this tool, or a ToolError saying what is wrong."""
+        if isinstance(arguments, Mapping) and set(arguments) == {RAW_ARGUMENTS}:
+            # A call whose arguments the model client could not read: say why, not that
+            # `_raw` is no argument of this tool.
+            raw = arguments[RAW_ARGUMENTS]
+            arguments = raw if isinstance(raw, str) else json.dumps(raw, default=str)
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}

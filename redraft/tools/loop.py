@@ -17,7 +17,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from redraft.models.base import ChatModel, Completion, Message, ModelRequest, ToolCall, user
+from redraft.models.base import (
+    RAW_ARGUMENTS,
+    ChatModel,
+    Completion,
+    Message,
+    ModelRequest,
+    ToolCall,
+    user,
+)
 from redraft.models.limits import call_model
 from redraft.tools.base import Tool, ToolContext, ToolError
 from redraft.types import ToolInvocation, Usage
@@ -124,11 +132,13 @@ async def _outcome(
 ) -> ToolInvocation:
     started = time.perf_counter()
     if tool is None:
-        return ToolInvocation(
-            name=call.name,
-            arguments=call.arguments,
-            error=f"there is no tool named {call.name!r}",
-        )
+        raw = call.arguments.get(RAW_ARGUMENTS)
+        if not call.name and isinstance(raw, str):  # a call the model client could not read
+            got = raw if len(raw) <= 500 else raw[:500] + "..."
+            missing = f"a tool call needs JSON with the tool's name and its arguments; got {got!r}"
+        else:
+            missing = f"there is no tool named {call.name!r}"
+        return ToolInvocation(name=call.name, arguments=call.arguments, error=missing)
     try:
         value = await asyncio.wait_for(tool.acall(call.arguments, ctx), budget_s)
     except ToolError as exc:
