@@ -14,7 +14,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from redraft import ConfigError, LiteLLMModel, LLMActor, LLMCritic, Refiner, Result, Task
-from redraft.models.base import ModelRequest, user
+from redraft.models.base import Completion, Message, ModelRequest, ToolCall, user
+from redraft.models.scripted import ScriptedCall, ScriptedModel
 from redraft.testing import ChatRequest, OpenAIServer, ServerReply, role_of
 from redraft.tools import Tool, ToolContext, ToolLimits, complete_with_tools, tool
 from redraft.types import ToolEvent
@@ -336,3 +337,19 @@ def test_an_agents_own_tools_replace_the_refiners(server: OpenAIServer) -> None:
     critic = [r for r in requests if role_of(r) == "critic"]
     assert [t["function"]["name"] for t in critic[0].tools or []] == ["add"]
     assert result.rounds[0].critiques[0].tool_calls[0].result == "5"
+
+
+def test_calls_without_ids_are_given_ids_their_results_name() -> None:
+    def reply(messages: list[Message], call: ScriptedCall) -> Completion:
+        if any(m.role == "tool" for m in messages):
+            return Completion(text="done")
+        unnamed = [ToolCall(id="", name="add", arguments={"a": n}) for n in (1, 2)]
+        return Completion(text="", tool_calls=unnamed)
+
+    model = ScriptedModel(reply)
+    request = ModelRequest(messages=[user("go")])
+    run = asyncio.run(complete_with_tools(model, request, [add], ToolContext()))
+    assert [i.result for i in run.invocations] == ["3", "4"]
+    sent = model.calls[-1].messages
+    asked = [c.id for c in sent[-3].tool_calls or []]
+    assert asked == [m.tool_call_id for m in sent[-2:]] and all(asked) and len(set(asked)) == 2

@@ -92,22 +92,24 @@ async def complete_with_tools(
         usage = usage + completion.usage
         if last or not completion.tool_calls:
             return ToolRun(completion, invocations, usage, messages)
+        # Each result must name its call: a provider that sent no id gets one made up here.
+        calls = [
+            c if c.id else c.model_copy(update={"id": f"call_{step}_{n}"})
+            for n, c in enumerate(completion.tool_calls)
+        ]
         started = time.perf_counter()
         budget = max(limits.tool_time_s - spent_s, 0.001)
         made = await asyncio.gather(
-            *(
-                _invoke(by_name.get(call.name), call, ctx, budget, observe)
-                for call in completion.tool_calls
-            )
+            *(_invoke(by_name.get(call.name), call, ctx, budget, observe) for call in calls)
         )
         spent_s += time.perf_counter() - started
         invocations.extend(made)
         messages = [
             *messages,
-            Message(role="assistant", content=completion.text, tool_calls=completion.tool_calls),
+            Message(role="assistant", content=completion.text, tool_calls=calls),
             *(
                 Message(role="tool", content=_as_data(done), tool_call_id=call.id, name=call.name)
-                for call, done in zip(completion.tool_calls, made, strict=True)
+                for call, done in zip(calls, made, strict=True)
             ),
         ]
     raise AssertionError("unreachable: the last step returns")  # pragma: no cover
