@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from redraft.checks import kind_of, one_of, shown
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, Sandbox, SandboxUnavailable
 
@@ -43,4 +44,17 @@ def get_sandbox(name: str = "auto", *, limits: Limits | None = None) -> Sandbox:
         "no isolating sandbox on this machine ("
         + "; ".join(dict.fromkeys(reasons))  # one shared reason (libseccomp) said once
         + "); install one, or choose sandbox='subprocess' to run code without isolation"
+    )
+
+
+def sandbox_choice(sandbox: object) -> Sandbox | str:
+    """A sandbox argument checked when its owner is made: a `Sandbox`, or the name of one
+    (created on first use)."""
+    if isinstance(sandbox, str):
+        return one_of("sandbox", sandbox, NAMES)
+    if isinstance(sandbox, Sandbox) and not isinstance(sandbox, type):
+        return sandbox
+    raise ConfigError(
+        f"sandbox must be one of {', '.join(repr(n) for n in NAMES)} or a Sandbox "
+        f"instance, not {kind_of(sandbox)} {shown(sandbox)}"
     )

@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from redraft.checks import kind_of, number, one_of, shown, whole_number
+from redraft.checks import kind_of, number, shown, whole_number
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import ExecResult, Limits, Sandbox, SandboxError
 from redraft.sandboxes.channel import Channel, ChannelClosed
-from redraft.sandboxes.choose import NAMES as SANDBOX_NAMES
-from redraft.sandboxes.choose import get_sandbox
+from redraft.sandboxes.choose import get_sandbox, sandbox_choice
 from redraft.tools.base import (
     DEFAULT_MAX_OUTPUT_CHARS,
     Tool,
@@ -164,7 +163,7 @@ class PythonTool(Tool):
             raise ConfigError(
                 f"limits must be a redraft.sandboxes.Limits, not {kind_of(limits)} {shown(limits)}"
             )
-        chosen = _sandbox_choice(sandbox)
+        chosen = sandbox_choice(sandbox)
         if limits is not None and not isinstance(chosen, str):
             raise ConfigError(
                 "limits= sets up a sandbox the tool creates; a Sandbox passed in keeps its own "
@@ -378,18 +377,6 @@ def _ended(result: ExecResult) -> str:
     if code is not None and code < 0:
         return f"the process was killed by signal {-code} before the cell finished"
     return f"the process ended (exit code {code}) before the cell finished"
-
-
-def _sandbox_choice(sandbox: object) -> Sandbox | str:
-    """A sandbox, or the name of one (checked now, created on first use)."""
-    if isinstance(sandbox, str):
-        return one_of("sandbox", sandbox, SANDBOX_NAMES)
-    if isinstance(sandbox, Sandbox) and not isinstance(sandbox, type):
-        return sandbox
-    raise ConfigError(
-        f"sandbox must be one of {', '.join(repr(n) for n in SANDBOX_NAMES)} or a Sandbox "
-        f"instance, not {kind_of(sandbox)} {shown(sandbox)}"
-    )
 
 
 # -- what the model reads ------------------------------------------------------------------

@@ -39,8 +39,7 @@ from redraft.agents.prompts import PromptLibrary
 from redraft.checks import identifier, kind_of, number, one_of, shown, text, whole_number
 from redraft.errors import ConfigError
 from redraft.sandboxes.base import Limits, Sandbox, SandboxError
-from redraft.sandboxes.choose import NAMES as SANDBOX_NAMES
-from redraft.sandboxes.choose import get_sandbox
+from redraft.sandboxes.choose import get_sandbox, sandbox_choice
 from redraft.types import Critique, Draft, Issue, Task
 
 TestKind = Literal["auto", "functions", "asserts", "check", "io"]
@@ -371,7 +370,7 @@ class TestsCritic:
         for plugin in pytest_plugins:
             _check_plugin(plugin)
         self.suite = _suite(tests, kind=kind, entry_point=entry_point, modules=modules)
-        self._sandbox = _sandbox_choice(sandbox)
+        self._sandbox = sandbox_choice(sandbox)
         self._sandbox_name = self._sandbox if isinstance(self._sandbox, str) else None
         self.pytest_plugins = tuple(pytest_plugins)
         self._name = name
@@ -515,18 +514,6 @@ def _check_plugin(plugin: str) -> None:
             f"pytest plugin {plugin!r} is not installed in this Python: install it "
             "(pip install ...) or leave it out of pytest_plugins"
         )
-
-
-def _sandbox_choice(sandbox: object) -> Sandbox | str:
-    """A sandbox, or the name of one (checked now, created on first use)."""
-    if isinstance(sandbox, str):
-        return one_of("sandbox", sandbox, SANDBOX_NAMES)
-    if isinstance(sandbox, Sandbox) and not isinstance(sandbox, type):
-        return sandbox
-    raise ConfigError(
-        f"sandbox must be one of {', '.join(repr(n) for n in SANDBOX_NAMES)} or a Sandbox "
-        f"instance, not {kind_of(sandbox)} {shown(sandbox)}"
-    )
 
 
 def _names_a_file(tests: str) -> bool:
