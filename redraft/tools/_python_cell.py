@@ -48,7 +48,10 @@ def main():
         if error is not None:
             link.send({"replay_failed": cell["number"], "error": capped(error, limit)})
             link.finish(1)
+    # The host must know the state was restored even if the new cell then hangs and the run
+    # is killed: it acknowledges this frame before the cell starts.
     link.send({"replayed": True})
+    link.acknowledged()
     report = run_new(job["cell"], namespace, limit)
     link.send(report)
     link.finish(report.pop("code", 0 if report["ok"] else 1))
@@ -75,16 +78,20 @@ class Link:
         while view:
             view = view[os.write(self.out, view) :]
 
-    def finish(self, code):
-        """Wait for the host to have read the last frame, then end at once (threads a cell
-        left running, or its atexit hooks, must not hold the run past its report)."""
-        flush()
+    def acknowledged(self):
+        """Wait (a bounded while) for the host to have read the frames sent so far."""
         if self.back is not None:
             try:
                 if select.select([self.back], [], [], ACK_WAIT_S)[0]:
                     os.read(self.back, 1)
             except OSError:
                 pass
+
+    def finish(self, code):
+        """Wait for the host to have read the last frame, then end at once (threads a cell
+        left running, or its atexit hooks, must not hold the run past its report)."""
+        flush()
+        self.acknowledged()
         os._exit(code)
 
 

@@ -364,6 +364,7 @@ def _receive(channel: Channel, deadline: float) -> _Received:
             message = json.loads(channel.receive_exactly(size, deadline))
             if isinstance(message, dict) and message.get("replayed") is True:
                 received.replayed = True
+                channel.send(ACK)  # the new cell starts once the host knows
             else:
                 received.report = _Report.model_validate(message)
         channel.send(ACK)
