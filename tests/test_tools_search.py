@@ -110,6 +110,25 @@ def test_html_is_searched_by_its_words_at_its_lines(docs: Path) -> None:
     assert "<p>" not in best.text and "thirty days & by card" in best.text
 
 
+def test_links_to_files_outside_the_folder_are_not_read(docs: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = zebrasecret\n")
+    (docs / "notes.md").symlink_to(secret)
+    (docs / "same.md").symlink_to(docs / "guide" / "setup.md")  # inside: read as any file
+    tool = SearchTool(docs)
+    assert tool.search("zebrasecret aws").passages == []
+    assert "same.md" in {p.source for p in tool.search("API key environment").passages}
+
+
+@pytest.mark.timeout(30)  # a guard against a hang, not a speed check
+def test_pathological_html_is_read_in_one_pass(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(
+        "refund policy\n" + "<script " * 40_000 + "\n<!--" * 20_000 + "\n<" * 20_000
+    )
+    best = SearchTool(tmp_path).search("refund policy").passages[0]
+    assert best.source == "page.html" and best.start_line == 1
+
+
 def test_texts_are_named_by_their_index_or_their_key() -> None:
     listed = SearchTool(["Cats sleep all day.", "Dogs bark at the mail carrier.\nLoudly."])
     best = listed.search("bark").passages[0]

@@ -63,9 +63,6 @@ _BINARY_NAMES = (
 )
 _BINARY_SUFFIXES = frozenset(_BINARY_NAMES.split())
 _HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
-_HTML_MARKUP = re.compile(
-    r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.DOTALL | re.IGNORECASE
-)
 _WORD = re.compile(r"\w+")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _LOOKS_LIKE_FILE = re.compile(r"^[^\s]*(/|\\|\.[A-Za-z][A-Za-z0-9]{0,4})$")
@@ -378,12 +375,17 @@ def _files(sources: list[_Source]) -> tuple[list[_File], list[str]]:
 
 
 def _walk(source: _Path) -> Iterator[_File]:
+    root = source.path.resolve()
     for folder, dirs, names in os.walk(source.path):
         # Hidden folders (.git, .venv) and caches hold no documents of the user's.
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
         for name in sorted(names):
             path = Path(folder, name)
             if name.startswith(".") or not path.is_file():
+                continue
+            # A link to a file outside the folder (~/.aws/credentials, /etc/passwd) would
+            # send that file to the model's provider: only the folder's own files are read.
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
                 continue
             yield _File(path, source.prefix + path.relative_to(source.path).as_posix())
 
@@ -409,8 +411,59 @@ def _read(path: Path) -> tuple[str | None, str]:
 
 def _html_text(text: str) -> str:
     """The words of an HTML page: markup, scripts and styles blanked out, but their line
-    breaks kept so that line numbers still point into the file."""
-    return html.unescape(_HTML_MARKUP.sub(lambda m: "\n" * m.group(0).count("\n") + " ", text))
+    breaks kept so that line numbers still point into the file.
+
+    A scan, not a regular expression: with many unclosed `<script` tags a lazy pattern
+    looks for the closing tag from each of them, which is quadratic (and holds the GIL, so
+    no timeout can stop it). Once a closing mark is known to be absent from some point on,
+    it is not looked for again."""
+    lower = text.lower()
+    pieces: list[str] = []
+    absent: set[str] = set()  # closing marks not found from some earlier point on
+
+    def find(mark: str, start: int) -> int:
+        if mark in absent:
+            return -1
+        found = lower.find(mark, start)
+        if found < 0:
+            absent.add(mark)
+        return found
+
+    at, size = 0, len(text)
+    while at < size:
+        opening = text.find("<", at)
+        if opening < 0:
+            pieces.append(text[at:])
+            break
+        pieces.append(text[at:opening])
+        end = -1
+        if lower.startswith("<!--", opening):
+            close = find("-->", opening + 4)
+            end = close + 3 if close >= 0 else -1
+        else:
+            for tag in ("script", "style"):
+                after = opening + 1 + len(tag)
+                if lower.startswith(tag, opening + 1) and lower[after : after + 1] in (
+                    " ",
+                    ">",
+                    "\t",
+                    "\n",
+                    "/",
+                ):
+                    close = find(f"</{tag}", after)
+                    if close >= 0:
+                        stop = find(">", close)
+                        end = stop + 1 if stop >= 0 else -1
+                    break
+        if end < 0:
+            stop = find(">", opening)
+            if stop < 0:  # an unclosed '<': the rest is text
+                pieces.append(text[opening:])
+                break
+            end = stop + 1
+        pieces.append("\n" * text.count("\n", opening, end) + " ")
+        at = end
+    return html.unescape("".join(pieces))
 
 
 # -- passages and the index ------------------------------------------------------------------
