@@ -232,3 +232,11 @@ def test_raw_arguments_from_an_api_model_are_reported_as_json_errors() -> None:
         define.validate({RAW_ARGUMENTS: "[1, 2]"})
     call = ToolCall(id="x", name="define", arguments={"word": "sea"})
     assert define.validate(call.arguments).model_dump() == {"word": "sea"}
+
+
+@pytest.mark.parametrize("reply", ["[" * 1500, "<tool_call>" + "[" * 1500, "{" * 1500])
+def test_json_nested_past_the_recursion_limit_is_an_unreadable_call_not_a_crash(
+    reply: str,
+) -> None:
+    parsed = parse_tool_calls(reply)  # must not raise RecursionError
+    assert all(RAW_ARGUMENTS in call.arguments for call in parsed.calls)

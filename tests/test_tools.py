@@ -353,3 +353,80 @@ def test_calls_without_ids_are_given_ids_their_results_name() -> None:
     sent = model.calls[-1].messages
     asked = [c.id for c in sent[-3].tool_calls or []]
     assert asked == [m.tool_call_id for m in sent[-2:]] and all(asked) and len(set(asked)) == 2
+
+
+def scripted_calls(*calls: ToolCall) -> ScriptedModel:
+    """A model that makes `calls` in one turn, then answers."""
+
+    def reply(messages: list[Message], call: ScriptedCall) -> Completion:
+        if any(m.role == "tool" for m in messages):
+            return Completion(text="answered")
+        return Completion(text="", tool_calls=list(calls))
+
+    return ScriptedModel(reply)
+
+
+def test_what_a_tool_does_wrong_never_escapes_the_loop() -> None:
+    @tool
+    def quits() -> str:
+        raise SystemExit(2)  # argparse does this
+
+    @tool
+    async def cancels() -> str:
+        raise asyncio.CancelledError
+
+    @tool
+    def times_out() -> str:
+        raise TimeoutError("connect timed out")
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    @tool
+    def mute() -> str:
+        raise Unprintable
+
+    @tool
+    def undecodable() -> str:
+        return "caf" + chr(0xDC80)
+
+    model = scripted_calls(
+        *(
+            ToolCall(id=f"c{n}", name=name, arguments={})
+            for n, name in enumerate(["quits", "cancels", "times_out", "mute", "undecodable"])
+        )
+    )
+    request = ModelRequest(messages=[user("go")])
+    tools = [quits, cancels, times_out, mute, undecodable]
+    run = asyncio.run(complete_with_tools(model, request, tools, ToolContext()))
+    assert run.completion.text == "answered"
+    assert [i.error for i in run.invocations[:4]] == [
+        "RuntimeError: SystemExit(2) in the tool",
+        "cancels was cancelled",
+        "TimeoutError: connect timed out",  # the tool's own, not its time limit
+        "Unprintable: (its message could not be shown)",
+    ]
+    assert run.invocations[4].result == "caf?"  # a lone surrogate would make it unsavable
+    assert json.dumps([i.model_dump() for i in run.invocations])
+
+
+def test_calls_beyond_a_turns_limit_are_answered_unrun() -> None:
+    ran: list[int] = []
+
+    @tool
+    def note(n: int) -> int:
+        ran.append(n)
+        return n
+
+    model = scripted_calls(
+        *(ToolCall(id=f"c{n}", name="note", arguments={"n": n}) for n in range(20))
+    )
+    request = ModelRequest(messages=[user("go")])
+    limits = ToolLimits(max_calls=16)
+    run = asyncio.run(complete_with_tools(model, request, [note], ToolContext(), limits))
+    assert sorted(ran) == list(range(16))
+    assert [i.error for i in run.invocations[16:]] == [
+        "not run: at most 16 tool calls are run a turn; make fewer, or call again"
+    ] * 4
+    assert len([m for m in model.calls[-1].messages if m.role == "tool"]) == 20

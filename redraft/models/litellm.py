@@ -712,7 +712,7 @@ def _tool_call(call: Any) -> ToolCall:
     raw = function.arguments or "{}"
     try:
         arguments = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         arguments = None
     if not isinstance(arguments, dict):
         # Keep what the model sent, so the tool's argument validation can say what is wrong.

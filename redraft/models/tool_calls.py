@@ -98,7 +98,7 @@ class _Reader:
         if isinstance(arguments, str):  # some models encode the arguments as a JSON string
             try:
                 decoded = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):
                 decoded = None
             if not isinstance(decoded, dict):
                 self.bad(f"the arguments of {name} are not a JSON object", arguments, name)
@@ -124,7 +124,7 @@ class _Reader:
         """One call written as a JSON object, perhaps with stray text after it."""
         try:
             value, _ = _DECODER.raw_decode(source.strip())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self.bad(f"a tool call is not valid JSON ({exc})", source)
             return
         self.add(value, source)
@@ -161,7 +161,7 @@ def _mistral(text: str) -> ParsedReply:
         if body.startswith("["):  # the JSON list of calls, every call at once
             try:
                 value, used = _DECODER.raw_decode(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 reader.bad(f"the tool calls are not valid JSON ({exc})", body)
                 continue
             for item in value if isinstance(value, list) else [value]:
@@ -178,7 +178,7 @@ def _mistral(text: str) -> ParsedReply:
             continue
         try:
             arguments, used = _DECODER.raw_decode(rest.lstrip())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             reader.bad(f"the arguments of {name} are not valid JSON ({exc})", rest, name)
             continue
         reader.named(name, arguments)
@@ -194,7 +194,7 @@ def _llama(text: str, before: str, *, strict: bool = False) -> ParsedReply:
     while rest:
         try:
             value, used = _DECODER.raw_decode(rest)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if strict:
                 return ParsedReply(text.strip())
             if reader.calls:  # text after the calls

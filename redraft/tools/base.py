@@ -16,7 +16,7 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, get_type_hints, overload
 
@@ -152,7 +152,7 @@ class Tool:
         arguments are invalid or the call outlives `timeout_s`; the tool's own exceptions
         propagate."""
         validated = self.validate(arguments)
-        call = self._bound(validated, ctx or ToolContext())
+        call = _own_timeouts(self._bound(validated, ctx or ToolContext()))
         try:
             return await asyncio.wait_for(call, self.timeout_s)
         except asyncio.TimeoutError:
@@ -319,22 +319,43 @@ def tools_from(given: object, where: str = "tools") -> list[Tool]:
     return found
 
 
+class ToolTimedOut(ToolError):
+    """A tool's own TimeoutError (a connection that timed out), told apart from the
+    tool's time limit running out."""
+
+
+async def _own_timeouts(call: Awaitable[Any]) -> Any:
+    try:
+        return await call
+    except TimeoutError as exc:
+        raise ToolTimedOut(f"TimeoutError: {exc}") from exc
+
+
 class _DaemonThreads:
     """Daemon threads that run sync tools, reused from call to call (starting a thread per
     call cost more than the loop's own work). Daemons, because a call abandoned at its
     timeout may never return, and the interpreter must still be able to exit; a thread
     pool of the standard library would be joined at exit."""
 
+    MOST = 256  # threads at once: tools that hang must not pile threads up without end
+
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
+        self._threads = 0
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1
+            elif self._threads >= self.MOST:
+                raise ToolError(
+                    f"{self.MOST} sync tool calls are still running (hung ones among them): "
+                    "this call was not started"
+                )
             else:  # every thread is busy (or hung): one more
+                self._threads += 1
                 threading.Thread(target=self._serve, name="redraft-tool", daemon=True).start()
         self._jobs.put(job)
 
@@ -362,7 +383,9 @@ async def _in_own_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         try:
             value = fn(**kwargs)
         except BaseException as exc:  # handed to the awaiting call, whatever it is
-            error = exc
+            # sys.exit() or Ctrl-C's exception from a tool (argparse exits) must not end the
+            # run or the process when it reaches the event loop: it is the tool's failure.
+            error = exc if isinstance(exc, Exception) else RuntimeError(f"{exc!r} in the tool")
             outcome: Callable[[], None] = lambda: done.set_exception(error)  # noqa: E731
         else:
             outcome = lambda: done.set_result(value)  # noqa: E731

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from redraft.models.base import (
     RAW_ARGUMENTS,
@@ -45,6 +46,7 @@ class ToolLimits:
 
     max_steps: int = DEFAULT_MAX_STEPS
     tool_time_s: float = DEFAULT_TOOL_TIME_S
+    max_calls: int = 16  # run in one turn; further calls of the turn are answered unrun
 
 
 DEFAULT_TOOL_LIMITS = ToolLimits()
@@ -97,11 +99,13 @@ async def complete_with_tools(
             c if c.id else c.model_copy(update={"id": f"call_{step}_{n}"})
             for n, c in enumerate(completion.tool_calls)
         ]
+        runnable, refused = calls[: limits.max_calls], calls[limits.max_calls :]
         started = time.perf_counter()
         budget = max(limits.tool_time_s - spent_s, 0.001)
         made = await asyncio.gather(
-            *(_invoke(by_name.get(call.name), call, ctx, budget, observe) for call in calls)
+            *(_invoke(by_name.get(call.name), call, ctx, budget, observe) for call in runnable)
         )
+        made = [*made, *(_refused(call, limits.max_calls) for call in refused)]
         spent_s += time.perf_counter() - started
         invocations.extend(made)
         messages = [
@@ -141,29 +145,67 @@ async def _outcome(
         else:
             missing = f"there is no tool named {call.name!r}"
         return ToolInvocation(name=call.name, arguments=call.arguments, error=missing)
+    arguments = _clean(call.arguments)
     try:
         value = await asyncio.wait_for(tool.acall(call.arguments, ctx), budget_s)
+        text, truncated = tool.render(value)
     except ToolError as exc:
-        error = str(exc)
+        error = _described(exc, plain=True)
     except asyncio.TimeoutError:
         error = f"{tool.name} was stopped: the answer's time for tools ran out"
+    except asyncio.CancelledError:
+        if _cancelling():  # the run itself is cancelled: let it go
+            raise
+        error = f"{tool.name} was cancelled"
     except Exception as exc:  # the tool's own failure is the model's to read, not a crash
-        error = f"{type(exc).__name__}: {exc}"
+        error = _described(exc)
     else:
-        text, truncated = tool.render(value)
         return ToolInvocation(
             name=call.name,
-            arguments=call.arguments,
-            result=text,
+            arguments=arguments,
+            result=_clean(text),
             truncated=truncated,
             duration_s=time.perf_counter() - started,
         )
     return ToolInvocation(
         name=call.name,
-        arguments=call.arguments,
-        error=error[: tool.max_output_chars],
+        arguments=arguments,
+        error=_clean(error[: tool.max_output_chars]),
         duration_s=time.perf_counter() - started,
     )
+
+
+def _refused(call: ToolCall, most: int) -> ToolInvocation:
+    error = f"not run: at most {most} tool calls are run a turn; make fewer, or call again"
+    return ToolInvocation(name=_clean(call.name), arguments={}, error=error)
+
+
+def _described(exc: BaseException, *, plain: bool = False) -> str:
+    """An exception as the model reads it, even one whose message cannot be made."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "(its message could not be shown)"
+    return message if plain else f"{type(exc).__name__}: {message}"
+
+
+def _cancelling() -> bool:
+    """This task is being cancelled (on Python 3.10, which cannot tell, assume so)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return task is not None and (not callable(cancelling) or cancelling() > 0)
+
+
+def _clean(value: Any) -> Any:
+    """Text as JSON can carry it: lone surrogates (from undecodable bytes or names) would
+    make a result impossible to save or send."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _as_data(invocation: ToolInvocation) -> str:
