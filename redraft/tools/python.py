@@ -137,7 +137,12 @@ class PythonTool(Tool):
       cell that now fails (it read the time, say) drops itself and every cell after it from
       the state, which the model is told;
     - a cell that fails (an exception, a timeout, `sys.exit`) keeps nothing, not even what it
-      defined before the line that failed.
+      defined before the line that failed;
+    - the cells run in the harness's own interpreter, so a kept cell can reach it and make
+      the later calls of its conversation report what it likes. The sandbox holds whatever
+      the code does, but a conversation's results are only as trustworthy as every cell it
+      keeps: to judge code that may be adversarial (a draft's), use `TestsCritic`, whose
+      verdicts the code cannot write.
 
     Outside a tool loop (`ToolContext.conversation` empty) a call keeps no state. Calls of one
     conversation run one at a time, in the order they were made; at most
