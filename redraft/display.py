@@ -15,7 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from redraft.engine.selection import rank
-from redraft.types import Candidate, Origin, Result, Round, ToolInvocation
+from redraft.types import Candidate, Origin, Result, Round, ToolInvocation, Waiting
 
 LARGE_TREE = 60  # candidates beyond which the tree shows the main line's surroundings only
 MOST_CHILDREN = 8  # in a large tree, the children shown under one node (the rest counted)
@@ -78,14 +78,22 @@ def tool_calls_text(result: Result) -> Text:
         lines.extend((round_.index, c.critic, t) for c in round_.critiques for t in c.tool_calls)
     text = Text("tool calls\n", style="bold")
     for index, who, call in lines[:MOST_TOOL_LINES]:
-        arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-        outcome = f"error: {call.error}" if call.error is not None else (call.result or "")
+        called, outcome, style = tool_call_parts(call, 160)
         text.append(f"  round {index} · {who} · ")
-        text.append(f"{call.name}({arguments})", style="cyan")
-        text.append(f" → {' '.join(outcome.split())[:160]}\n", style="red" if call.error else "")
+        text.append(called, style="cyan")
+        text.append(f" → {outcome}\n", style=style)
     if len(lines) > MOST_TOOL_LINES:
         text.append(f"  … and {len(lines) - MOST_TOOL_LINES} more\n", style="dim")
     return text
+
+
+def tool_call_parts(call: ToolInvocation, most_chars: int) -> tuple[str, str, str]:
+    """A tool call as `name(arguments)`, what came back on one line (at most `most_chars`),
+    and the style to show that in."""
+    arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    outcome = f"error: {call.error}" if call.error is not None else (call.result or "")
+    style = "red" if call.error is not None else ""
+    return f"{call.name}({arguments})", " ".join(outcome.split())[:most_chars], style
 
 
 def _tools_cell(round_: Round) -> str:
@@ -313,10 +321,7 @@ def waiting_panel(result: Result) -> RenderableType:
     waiting = result.waiting
     assert waiting is not None
     candidate = waiting.candidate
-    lines: list[RenderableType] = [Text(candidate.draft.text)]
-    for critique in candidate.critiques:
-        mark = "✓" if critique.passed else "✗"
-        lines.append(Text(f"{mark} {critique.critic} {critique.score:.2f}: {critique.summary}"))
+    lines: list[RenderableType] = [*waiting_lines(waiting)]
     lines.append(
         Text(
             f"{waiting.question}\nanswer with refiner.resume({result.thread_id!r}, "
@@ -326,6 +331,15 @@ def waiting_panel(result: Result) -> RenderableType:
     )
     title = f"{candidate.id} waits for {waiting.critic}"
     return Panel(Group(*lines), title=title, expand=False, border_style="yellow")
+
+
+def waiting_lines(waiting: Waiting) -> list[Text]:
+    """The draft a person is asked about, and what the other critics said of it."""
+    lines = [Text(waiting.candidate.draft.text)]
+    for critique in waiting.candidate.critiques:
+        mark = "✓" if critique.passed else "✗"
+        lines.append(Text(f"{mark} {critique.critic} {critique.score:.2f}: {critique.summary}"))
+    return lines
 
 
 def result_html(result: Result) -> str:

@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
+from redraft.display import tool_call_parts
 from redraft.types import (
     Candidate,
     CandidateEvent,
@@ -222,25 +223,17 @@ def critique_line(event: CritiqueEvent) -> Text:
 def tool_line(event: ToolEvent) -> Text:
     """`  tool add(a=2, b=3) → 5 · editor · 0.01s`: one tool call and what came of it."""
     call = event.invocation
-    arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
-    if call.error is not None:
-        outcome: tuple[str, str] = (f"error: {call.error}", "red")
-    else:
-        outcome = (_one_line(call.result or ""), "")
+    called, outcome, style = tool_call_parts(call, 200)
     line = Text.assemble(
         "  tool ",
-        (f"{call.name}({arguments})", "cyan"),
+        (called, "cyan"),
         " → ",
-        outcome,
+        (outcome, style),
         (f" · {event.role} · {call.duration_s:.2f}s", "dim"),
     )
     line.no_wrap = True
     line.overflow = "ellipsis"
     return line
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
 
 
 def candidate_line(candidate: Candidate) -> Text:

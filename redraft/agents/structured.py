@@ -14,7 +14,7 @@ from redraft.errors import StructuredOutputError
 from redraft.models.base import ChatModel, Message, ModelRequest, ModelSettings, assistant, user
 from redraft.models.limits import call_model
 from redraft.tools.base import Tool, ToolContext
-from redraft.tools.loop import Observer, ToolLimits, complete_with_tools
+from redraft.tools.loop import DEFAULT_TOOL_LIMITS, Observer, ToolLimits, complete_with_tools
 from redraft.types import ToolInvocation, Usage
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -67,7 +67,12 @@ async def ask_structured_with_tools(
         messages = with_schema_instruction(messages, schema, prompts)
     request = ModelRequest(messages=messages, output_schema=schema, settings=settings)
     run = await complete_with_tools(
-        model, request, tools, tool_ctx or ToolContext(), limits or ToolLimits(), observe=observe
+        model,
+        request,
+        tools,
+        tool_ctx or ToolContext(),
+        limits or DEFAULT_TOOL_LIMITS,
+        observe=observe,
     )
     completion, usage = run.completion, run.usage
     if isinstance(completion.parsed, schema):

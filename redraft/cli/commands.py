@@ -222,7 +222,6 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
     memory_db = settings["memory_db"]
     strategy = strategy_from(settings)
     human_only = bool(settings.get("human_only"))
-    patience_given = settings.get("patience_given", True)
     refiner = Refiner(
         models.main,
         critic_model=models.critic,
@@ -235,7 +234,8 @@ def build_refine(settings: dict[str, Any], db: Path | None, *, quiet: bool) -> B
         max_time_s=settings.get("max_time"),
         strategy=strategy,
         threshold=settings["threshold"],
-        patience=settings["patience"] if patience_given or not human_only else "auto",
+        # Not given: the Refiner's own default (2, or off with a person as the only critic).
+        patience=settings["patience"] if settings.get("patience_given", True) else "auto",
         max_tokens=settings["max_tokens"],
         max_cost_usd=settings["max_cost"],
         memory=open_memory(settings["memory"], None if memory_db is None else Path(memory_db)),

@@ -14,6 +14,7 @@ from rich.text import Text
 from redraft.agents.critics.base import Critic
 from redraft.agents.critics.human import HumanCritic
 from redraft.agents.critics.llm import LLMCritic
+from redraft.display import waiting_lines
 from redraft.types import HumanAnswer, Result, Waiting
 
 HumanOption = Annotated[
@@ -86,12 +87,8 @@ def _score(console: Console | None) -> float | None:
 
 
 def _show(waiting: Waiting, console: Console | None) -> None:
-    candidate = waiting.candidate
-    lines: list[Text] = [Text(candidate.draft.text)]
-    for critique in candidate.critiques:
-        mark = "✓" if critique.passed else "✗"
-        lines.append(Text(f"{mark} {critique.critic} {critique.score:.2f}: {critique.summary}"))
-    title = f"{candidate.id} waits for {waiting.critic}"
+    lines = waiting_lines(waiting)
+    title = f"{waiting.candidate.id} waits for {waiting.critic}"
     if console is not None:
         console.print(Panel(Group(*lines), title=title, expand=False))
         console.print(Text(waiting.question, style="bold"))

@@ -194,11 +194,7 @@ class Operations:
             tools=self.agents.tools,
             tool_limits=self.agents.tool_limits,
         )
-        critics = [
-            critic
-            for critic in self.agents.critics
-            if not pauses(critic) and (parent is not None or not compares(critic))
-        ]
+        critics = [c for c in self.agents.critics if not pauses(c) and _applies(c, parent)]
         critiques = await all_of([self._one(critic, candidate, task, ctx) for critic in critics])
         return _scored(candidate, critiques, time.perf_counter() - started)
 
@@ -211,7 +207,7 @@ class Operations:
         parent = _parent_in(candidate, line)
         critiques = list(candidate.critiques)
         for critic in self.agents.critics:
-            if not pauses(critic) or (parent is None and compares(critic)):
+            if not pauses(critic) or not _applies(critic, parent):
                 continue
             shown = candidate.model_copy(update={"critiques": list(critiques)})
             ctx = AgentContext(
@@ -398,6 +394,12 @@ def _parent_in(candidate: Candidate, line: Sequence[Candidate]) -> Candidate | N
     if candidate.parent_id is None:
         return None
     return next((c for c in line if c.id == candidate.parent_id), None)
+
+
+def _applies(critic: Critic, parent: Candidate | None) -> bool:
+    """Whether `critic` judges a candidate with this parent: one that compares a revision
+    with its parent has nothing to say of a first draft."""
+    return parent is not None or not compares(critic)
 
 
 def _scored(candidate: Candidate, critiques: list[Critique], duration_s: float) -> Candidate:

@@ -194,14 +194,10 @@ class Tool:
     def _model_from_signature(
         self, fn: Callable[..., Any], docs: docstring_parser.Docstring
     ) -> type[BaseModel]:
-        try:
-            signature = inspect.signature(fn)
-            hints = get_type_hints(fn)
-        except (TypeError, ValueError, NameError) as exc:
-            raise ConfigError(f"tool {self.name}: cannot read its signature ({exc})") from None
+        params, hints = self._signature(fn)
         described = {p.arg_name: (p.description or "") for p in docs.params}
         fields: dict[str, Any] = {}
-        for param in signature.parameters.values():
+        for param in params:
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise ConfigError(
                     f"tool {self.name}: *{param.name} cannot be described to a model; name "
@@ -231,14 +227,17 @@ class Tool:
                 f"tool {self.name}: its arguments cannot be described: {exc}"
             ) from None
 
+    def _signature(self, fn: Callable[..., Any]) -> tuple[list[inspect.Parameter], dict[str, Any]]:
+        """`fn`'s parameters and their type hints, or a ConfigError saying why not."""
+        try:
+            return list(inspect.signature(fn).parameters.values()), get_type_hints(fn)
+        except (TypeError, ValueError, NameError) as exc:
+            raise ConfigError(f"tool {self.name}: cannot read its signature ({exc})") from None
+
     def _model_parameter(self, fn: Callable[..., Any]) -> str:
         """The parameter of `fn` that receives the arguments model (the one that is not the
         ToolContext)."""
-        try:
-            hints = get_type_hints(fn)
-            params = list(inspect.signature(fn).parameters.values())
-        except (TypeError, ValueError, NameError) as exc:
-            raise ConfigError(f"tool {self.name}: cannot read its signature ({exc})") from None
+        params, hints = self._signature(fn)
         others: list[str] = []
         for param in params:
             if hints.get(param.name) is ToolContext:

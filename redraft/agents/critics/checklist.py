@@ -85,7 +85,7 @@ class ChecklistCritic:
             constraints, spent = await self._constraints(task, ctx, model)
             checks, used = await self._check(draft, task, constraints, ctx, model)
             spent = spent + used
-        except (StructuredAnswerError, _IncompleteChecks) as exc:
+        except StructuredAnswerError as exc:
             return failed_critique(
                 self.name, str(exc), model, spent + exc.usage, self.weight, started
             )
@@ -205,7 +205,7 @@ class ChecklistCritic:
                         f"{len(constraints)}."
                     ),
                 ]
-        raise _IncompleteChecks(
+        raise StructuredAnswerError(
             f"{model.name} did not check constraint(s) {', '.join(map(str, missing))} of "
             f"{len(constraints)}, asked twice",
             spent,
@@ -222,12 +222,6 @@ def _found_in(quote: str | None, text: str) -> str | None:
         return None
     wanted = _SPACE.sub(" ", quote).strip()
     return quote if wanted in _SPACE.sub(" ", text) else None
-
-
-class _IncompleteChecks(Exception):
-    def __init__(self, message: str, usage: Usage) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 def constraints_of(given: Any, what: str) -> list[str]:
